@@ -1,0 +1,146 @@
+"""Image decoding and preprocessing: the one path every image takes, in training and in serving.
+
+Decoding is defensive (size caps against decompression bombs, clear errors for anything that
+is not a readable image); geometry and normalisation are shared by the training loop, the
+engine and the container so that the model always sees pixels prepared the same way.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: Defaults for untrusted input: 20 MB of encoded bytes, 40 megapixels decoded.
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 40_000_000
+
+
+class ImageDecodeError(ValueError):
+    """An input that cannot be turned into an image; ``code`` is machine-readable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Input size and normalisation of the model (stored in the model card)."""
+
+    width: int = 128
+    height: int = 96
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+def decode_image(
+    data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Image.Image:
+    """Decode untrusted bytes into an upright RGB image, or raise :class:`ImageDecodeError`.
+
+    EXIF orientation is applied; every mode (palette, RGBA, CMYK, 16-bit, grey) becomes RGB.
+    The pixel cap is checked from the header, before any pixel is decoded.
+    """
+    if not data:
+        raise ImageDecodeError("empty", "The file is empty.")
+    if len(data) > max_bytes:
+        raise ImageDecodeError(
+            "too_large", f"The file is {len(data)} bytes; the limit is {max_bytes} bytes."
+        )
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (and errors past 2x) on its own global cap; we check our cap ourselves.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageDecodeError(
+                    "too_many_pixels",
+                    f"The image is {width}x{height} pixels; the limit is {max_pixels} pixels.",
+                )
+            img.load()
+    except ImageDecodeError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError("not_an_image", "The file is not an image we can read.") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError("too_many_pixels", str(exc)) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageDecodeError(
+            "corrupt", f"The image is truncated or corrupt ({exc.__class__.__name__})."
+        ) from exc
+    img = ImageOps.exif_transpose(img)
+    return to_rgb(img)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB (transparency composited on white)."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit grey: scale the full range down to 8 bits instead of clipping.
+        arr = np.asarray(img, dtype=np.float64)
+        hi = arr.max() if arr.size else 0.0
+        scale = 255.0 / hi if hi > 255 else 1.0
+        img = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), mode="L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def fit_to_geometry(img: Image.Image, geometry: Geometry) -> np.ndarray:
+    """Turn portrait images landscape, centre-crop to the model's aspect, resize: HxWx3 uint8.
+
+    Dermoscopy has no "up", so a 90 degree turn loses nothing and keeps more of the lesion
+    than cropping a portrait photo to a landscape frame would.
+    """
+    target_landscape = geometry.width >= geometry.height
+    if (img.width >= img.height) != target_landscape and img.width != img.height:
+        img = img.transpose(Image.Transpose.ROTATE_90)
+    aspect = geometry.width / geometry.height
+    w, h = img.size
+    if w / h > aspect:
+        new_w = round(h * aspect)
+        left = (w - new_w) // 2
+        img = img.crop((left, 0, left + new_w, h))
+    elif w / h < aspect:
+        new_h = round(w / aspect)
+        top = (h - new_h) // 2
+        img = img.crop((0, top, w, top + new_h))
+    if img.size != (geometry.width, geometry.height):
+        img = img.resize((geometry.width, geometry.height), Image.Resampling.BILINEAR, reducing_gap=None)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def load_for_model(data: bytes, geometry: Geometry, **caps: int) -> np.ndarray:
+    """Decode untrusted bytes and fit them to the model: HxWx3 uint8."""
+    return fit_to_geometry(decode_image(data, **caps), geometry)
+
+
+def to_batch(images: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
+    """Stack HxWx3 uint8 arrays into an Nx3xHxW uint8 tensor in channels-last memory."""
+    arr = np.ascontiguousarray(np.stack(images) if not isinstance(images, np.ndarray) else images)
+    return torch.from_numpy(arr).permute(0, 3, 1, 2)
+
+
+def normalize(batch: torch.Tensor, geometry: Geometry) -> torch.Tensor:
+    """uint8 Nx3xHxW to float32 normalised by the model's mean and std (channels-last)."""
+    return standardize(batch.float().div_(255.0), geometry)
+
+
+def standardize(batch: torch.Tensor, geometry: Geometry) -> torch.Tensor:
+    """Float Nx3xHxW in [0, 1] to the model's input: (x - mean) / std, channels-last."""
+    mean = torch.tensor(geometry.mean, device=batch.device).view(1, 3, 1, 1)
+    std = torch.tensor(geometry.std, device=batch.device).view(1, 3, 1, 1)
+    return ((batch - mean) / std).contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,75 @@
+"""Train, resume, calibrate, export and evaluate end to end on a tiny generated dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from skinscan_engine.model_card import load_model
+from skinscan_training.evaluate import evaluate
+from skinscan_training.export import finalize_run
+from skinscan_training.train import TrainConfig, train
+
+# Small input and batch keep a ResNet-50 epoch to a few seconds on two CPU cores.
+FAST = {"width": 48, "height": 36, "batch_size": 16, "samples_per_epoch": 64, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_ham: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("run")
+    train(TrainConfig(data=str(tiny_ham), out=str(run), epochs=1, **FAST))
+    return run
+
+
+def test_one_epoch_writes_checkpoints_log_and_split(trained_run: Path) -> None:
+    for name in ("last.pt", "best.pt", "split.json", "config.json", "log.jsonl"):
+        assert (trained_run / name).is_file(), name
+    entries = [json.loads(line) for line in (trained_run / "log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in entries] == [1]
+    assert entries[0]["val_loss"] > 0
+
+
+def test_resume_continues_from_the_checkpoint(tiny_ham: Path, trained_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "resumed"
+    shutil.copytree(trained_run, run)
+    train(TrainConfig(data=str(tiny_ham), out=str(run), epochs=2, **FAST), resume=True)
+    entries = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    # Epoch 1 is not trained again: the log gains exactly epoch 2.
+    assert [e["epoch"] for e in entries] == [1, 2]
+    import torch
+
+    assert torch.load(run / "last.pt", weights_only=False)["epoch"] == 2
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tiny_ham: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(TrainConfig(data=str(tiny_ham), out=str(tmp_path / "empty"), **FAST), resume=True)
+
+
+def test_export_then_evaluate_writes_report_and_plots(
+    tiny_ham: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    stem = finalize_run(trained_run, version="test-tiny")
+    loaded = load_model(stem)
+    assert loaded.card.version == "test-tiny"
+    assert loaded.gate is not None and loaded.card.ood["threshold"] is not None
+    assert loaded.card.temperature > 0 and 0 <= loaded.card.threshold <= 1
+    out = tmp_path / "eval"
+    report = evaluate(stem, tiny_ham, out, split_file=trained_run / "split.json", n_boot=20,
+                      write_card=True)
+    for png in ("roc_malignant.png", "roc_per_class.png", "reliability.png", "confusion_7.png",
+                "confusion_binary.png"):
+        assert (out / png).stat().st_size > 1000, png
+    saved = json.loads((out / "report.json").read_text())
+    assert saved == json.loads(json.dumps(report))
+    test_part = saved["ham10000_test"]
+    assert test_part["images"] == len(json.loads((trained_run / "split.json").read_text())["test"])
+    lo, hi = test_part["malignant_vs_benign"]["auc"]["ci95"]
+    assert lo <= hi
+    assert set(saved["targets"]) == {"auc", "sensitivity", "specificity", "f1", "ece_after"}
+    # --write-card stored the measured figures next to the validation ones.
+    assert "ham10000_test" in load_model(stem).card.metrics

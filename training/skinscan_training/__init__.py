@@ -1,0 +1,1 @@
+"""Training and evaluation of the SkinScan model on HAM10000."""

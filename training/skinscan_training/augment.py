@@ -1,0 +1,83 @@
+"""Batch augmentation for dermoscopy, on uint8 tensors in memory.
+
+Dermoscopic images have no canonical orientation, so flips and rotations of any angle are
+label-preserving; small scale changes and colour jitter model differences between cameras.
+Everything runs on whole batches (one ``grid_sample``), which keeps augmentation cheap next
+to a ResNet-50 step on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    max_rotation_deg: float = 20.0
+    right_angle_prob: float = 0.5
+    scale_range: tuple[float, float] = (0.9, 1.15)
+    max_translate: float = 0.05
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue_shift: float = 0.03
+
+
+def augment(batch: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Randomly transform an N x 3 x H x W float batch in [0, 1]; returns a new batch."""
+    n, _, h, w = batch.shape
+    g = generator
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return torch.rand(n, generator=g) * (hi - lo) + lo
+
+    angle = uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg) * math.pi / 180
+    quarter = (torch.rand(n, generator=g) < cfg.right_angle_prob).float() * (math.pi / 2)
+    angle = angle + quarter
+    scale = uniform(*cfg.scale_range)
+    flip_x = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0)
+    flip_y = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    aspect = w / h  # affine_grid works in normalised coordinates; keep rotations rigid
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = cos * flip_x
+    theta[:, 0, 1] = -sin * flip_y / aspect
+    theta[:, 1, 0] = sin * flip_x * aspect
+    theta[:, 1, 1] = cos * flip_y
+    theta[:, 0, 2] = uniform(-cfg.max_translate, cfg.max_translate)
+    theta[:, 1, 2] = uniform(-cfg.max_translate, cfg.max_translate)
+    grid = F.affine_grid(theta, [n, 3, h, w], align_corners=False)
+    out = F.grid_sample(batch, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    # Colour jitter: brightness, contrast, saturation, and a small hue rotation in RGB space.
+    out = out * uniform(1 - cfg.brightness, 1 + cfg.brightness).view(n, 1, 1, 1)
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    out = (out - mean) * uniform(1 - cfg.contrast, 1 + cfg.contrast).view(n, 1, 1, 1) + mean
+    grey = (0.299 * out[:, 0:1] + 0.587 * out[:, 1:2] + 0.114 * out[:, 2:3])
+    out = (out - grey) * uniform(1 - cfg.saturation, 1 + cfg.saturation).view(n, 1, 1, 1) + grey
+    out = _rotate_hue(out, uniform(-cfg.hue_shift, cfg.hue_shift) * 2 * math.pi)
+    return out.clamp_(0.0, 1.0)
+
+
+def _rotate_hue(batch: torch.Tensor, radians: torch.Tensor) -> torch.Tensor:
+    """Rotate colours about the grey axis (a linear approximation of a hue shift)."""
+    n = batch.shape[0]
+    c, s = torch.cos(radians), torch.sin(radians)
+    k = 1.0 / 3.0
+    sq = math.sqrt(k)
+    # Rodrigues' rotation about the unit vector (1,1,1)/sqrt(3).
+    m = torch.empty(n, 3, 3)
+    m[:, 0, 0] = c + (1 - c) * k
+    m[:, 0, 1] = k * (1 - c) - sq * s
+    m[:, 0, 2] = k * (1 - c) + sq * s
+    m[:, 1, 0] = k * (1 - c) + sq * s
+    m[:, 1, 1] = c + k * (1 - c)
+    m[:, 1, 2] = k * (1 - c) - sq * s
+    m[:, 2, 0] = k * (1 - c) - sq * s
+    m[:, 2, 1] = k * (1 - c) + sq * s
+    m[:, 2, 2] = c + k * (1 - c)
+    return torch.einsum("nij,njhw->nihw", m, batch)

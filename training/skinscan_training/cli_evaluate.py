@@ -1,0 +1,46 @@
+"""``skinscan evaluate``: metrics, intervals and plots for a trained model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model stem, weights, card or folder")
+    parser.add_argument("--data", help="HAM10000 folder: evaluate on the test part of the split")
+    parser.add_argument("--split", help="split.json of the training run (default: rebuilt "
+                        "from the seed on the model card)")
+    parser.add_argument("--isic2017", help="ISIC 2017 folder: external melanoma-vs-rest check")
+    parser.add_argument("--out", default="evaluation", help="folder for report.json and plots")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--cache-dir", help="cache for decoded HAM10000 images")
+    parser.add_argument("--write-card", action="store_true",
+                        help="store the measured figures in the model card")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+
+    if not args.data and not args.isic2017:
+        print("nothing to evaluate: give --data and/or --isic2017")
+        return 2
+    report = evaluate(
+        Path(args.model),
+        Path(args.data) if args.data else None,
+        Path(args.out),
+        split_file=Path(args.split) if args.split else None,
+        isic_dir=Path(args.isic2017) if args.isic2017 else None,
+        n_boot=args.bootstrap,
+        write_card=args.write_card,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+    )
+    summary = {k: v for k, v in report.items() if k != "ham10000_test"}
+    if "ham10000_test" in report:
+        ham = report["ham10000_test"]
+        summary["ham10000_test"] = {k: ham[k] for k in ("images", "lesions", "malignant_vs_benign",
+                                                        "calibration", "accuracy_7")}
+    print(json.dumps(summary, indent=1))
+    print(f"report and plots in {args.out}/")
+    return 0

@@ -1,0 +1,60 @@
+"""``skinscan train``: train on HAM10000, then calibrate and export the model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .train import TrainConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = TrainConfig(data="", out="")
+    parser.add_argument("--data", required=True, help="HAM10000 folder (metadata CSV + images/)")
+    parser.add_argument("--out", required=True, help="run folder (checkpoints, logs, split)")
+    parser.add_argument("--epochs", type=int, default=d.epochs)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--lr", type=float, default=d.lr)
+    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    parser.add_argument("--width", type=int, default=d.width, help="model input width")
+    parser.add_argument("--height", type=int, default=d.height, help="model input height")
+    parser.add_argument("--samples-per-epoch", type=int, default=d.samples_per_epoch)
+    parser.add_argument("--balance-power", type=float, default=d.balance_power)
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    parser.add_argument("--no-bf16", action="store_true", help="train in fp32")
+    parser.add_argument("--cache-dir", default="", help="where decoded images are cached")
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N images")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    parser.add_argument("--no-export", action="store_true", help="skip calibration and export")
+    parser.add_argument("--version", default="", help="model version for the exported card")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .train import train
+
+    cfg = TrainConfig(
+        data=args.data,
+        out=args.out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        width=args.width,
+        height=args.height,
+        samples_per_epoch=args.samples_per_epoch,
+        balance_power=args.balance_power,
+        seed=args.seed,
+        device=args.device,
+        bf16=not args.no_bf16,
+        cache_dir=args.cache_dir,
+        limit=args.limit,
+    )
+    best = train(cfg, resume=args.resume)
+    print(f"best checkpoint: {best}")
+    if not args.no_export:
+        from .export import finalize_run
+
+        stem = finalize_run(Path(args.out), version=args.version or None)
+        print(f"exported model: {stem}.safetensors and {stem}.json")
+    return 0

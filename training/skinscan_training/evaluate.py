@@ -1,0 +1,211 @@
+"""Evaluate a shipped model on the lesion-grouped test part and on an external source.
+
+Writes ``report.json`` and PNG plots into the output folder. Headline figures carry 95%
+bootstrap intervals that resample lesions (HAM10000) or images (ISIC 2017, one per lesion).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from skinscan_engine.model import forward_with_features, malignant_mask
+from skinscan_engine.model_card import LoadedModel, load_model
+from skinscan_engine.preprocessing import decode_image, fit_to_geometry, normalize, to_batch
+
+from .calibration import binary_ece, top_label_ece
+from .dataset import load_images, read_metadata
+from .metrics import binary_metrics, bootstrap_ci, multiclass_metrics
+from .plots import plot_confusion, plot_reliability, plot_roc
+from .split import grouped_split, load_split
+from .train import autocast
+
+TARGETS = {"auc": 0.90, "sensitivity": 0.85, "specificity": 0.75, "f1": 0.708, "ece_after": 0.05}
+
+
+@dataclass
+class Scores:
+    logits: np.ndarray  # N x C, before temperature
+    probs: np.ndarray  # N x C, after temperature
+    p_malignant: np.ndarray
+    ood: np.ndarray
+
+
+@torch.inference_mode()
+def score_images(model: LoadedModel, images: np.ndarray, bf16: bool = True, batch: int = 64,
+                 desc: str = "scoring") -> Scores:
+    """Run the model as it is served (temperature, malignant sum, gate) on uint8 images."""
+    net, card = model.network, model.card
+    device = next(net.parameters()).device
+    geometry = card.geometry
+    logits, ood = [], []
+    for s in tqdm(range(0, len(images), batch), desc=desc, unit="batch", leave=False):
+        x = normalize(to_batch(images[s : s + batch]).to(device), geometry)
+        with autocast(device, bf16):
+            _, pooled, out = forward_with_features(net.to(memory_format=torch.channels_last), x)
+        logits.append(out.float().cpu())
+        if model.gate is not None:
+            ood.append(model.gate.score(pooled.float()).cpu())
+    lg = torch.cat(logits)
+    probs = (lg / card.temperature).softmax(1).numpy()
+    mask = malignant_mask(tuple(card.classes)).numpy()
+    return Scores(
+        logits=lg.numpy(),
+        probs=probs,
+        p_malignant=probs[:, mask].sum(1),
+        ood=torch.cat(ood).numpy() if ood else np.zeros(len(lg)),
+    )
+
+
+def _with_ci(value: float, ci: tuple[float, float]) -> dict[str, float]:
+    return {"value": round(value, 4), "ci95": [round(ci[0], 4), round(ci[1], 4)]}
+
+
+def evaluate_ham(model: LoadedModel, data_dir: Path, split_file: Path | None, out: Path,
+                 n_boot: int = 1000, cache_dir: Path | None = None) -> dict[str, Any]:
+    """Figures on the test part of the lesion-grouped split."""
+    card = model.card
+    records = read_metadata(data_dir)
+    if split_file is not None:
+        split = load_split(split_file)
+    else:  # the split is a pure function of the metadata and the seed on the card
+        split = grouped_split(records, seed=int(card.training.get("split_seed", 0)))
+    test_ids = set(split["test"])
+    test = [r for r in records if r.image_id in test_ids]
+    if not test:
+        raise ValueError("the split's test part matches no image in --data")
+    images = load_images(data_dir, test, card.geometry, cache_dir)
+    labels = np.array([card.classes.index(r.dx) for r in test])
+    groups = np.array([r.lesion_id for r in test])
+    sc = score_images(model, images, desc="HAM10000 test")
+    mask = malignant_mask(tuple(card.classes)).numpy()
+    y = mask[labels]
+    thr = card.threshold
+    binary = binary_metrics(y, sc.p_malignant, thr)
+    probs_raw = torch.from_numpy(sc.logits).softmax(1).numpy()
+
+    def stat(name: str):
+        return lambda idx: binary_metrics(y[idx], sc.p_malignant[idx], thr)[name]
+
+    headline = {
+        name: _with_ci(binary[name], bootstrap_ci(stat(name), groups, n_boot))
+        for name in ("auc", "sensitivity", "specificity", "f1", "balanced_accuracy", "precision")
+    }
+    multi = multiclass_metrics(labels, sc.probs, card.classes)
+    calibration = {
+        "temperature": card.temperature,
+        "ece_top_label_before": round(top_label_ece(probs_raw, labels), 4),
+        "ece_top_label_after": round(top_label_ece(sc.probs, labels), 4),
+        "ece_malignant_before": round(binary_ece(probs_raw[:, mask].sum(1), y), 4),
+        "ece_malignant_after": round(binary_ece(sc.p_malignant, y), 4),
+    }
+    ood_threshold = card.ood.get("threshold")
+    report = {
+        "images": len(test),
+        "lesions": len(set(groups)),
+        "malignant": int(y.sum()),
+        "threshold": thr,
+        "malignant_vs_benign": headline,
+        "counts_at_threshold": {k: binary[k] for k in ("tp", "fn", "tn", "fp")},
+        "accuracy_binary": round(binary["accuracy"], 4),
+        **{k: v for k, v in multi.items() if k != "confusion_matrix"},
+        "confusion_matrix_7": multi["confusion_matrix"],
+        "calibration": calibration,
+        "unknown_rate": (float(np.mean(sc.ood > ood_threshold)) if ood_threshold is not None else None),
+    }
+    plot_roc({"malignant vs benign": (y, sc.p_malignant)}, out / "roc_malignant.png",
+             f"HAM10000 test (lesion-grouped), AUC {binary['auc']:.3f}")
+    plot_roc({c: (labels == i, sc.probs[:, i]) for i, c in enumerate(card.classes)},
+             out / "roc_per_class.png", "HAM10000 test, one-vs-rest per diagnosis")
+    plot_reliability(
+        {"before temperature": (probs_raw.max(1), probs_raw.argmax(1) == labels),
+         f"after (T={card.temperature:.2f})": (sc.probs.max(1), sc.probs.argmax(1) == labels)},
+        out / "reliability.png", "Reliability of the top-class confidence (test)")
+    plot_confusion(np.array(multi["confusion_matrix"]), card.classes, out / "confusion_7.png",
+                   "Seven diagnoses (test)")
+    c = binary
+    plot_confusion(np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]]), ["benign", "malignant"],
+                   out / "confusion_binary.png", f"At the shipped threshold {thr:.3f} (test)")
+    return report
+
+
+def evaluate_isic2017(model: LoadedModel, isic_dir: Path, out: Path, n_boot: int = 1000) -> dict:
+    """Melanoma-vs-rest on ISIC 2017 (another source: a measure of domain shift)."""
+    card = model.card
+    with (Path(isic_dir) / "labels.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    images = np.empty((len(rows), card.input_height, card.input_width, 3), dtype=np.uint8)
+    for i, r in enumerate(tqdm(rows, desc="decoding ISIC 2017", unit="img", leave=False)):
+        path = Path(isic_dir) / r["split"] / f"{r['image_id']}.jpg"
+        images[i] = fit_to_geometry(decode_image(path.read_bytes()), card.geometry)
+    y = np.array([int(r["melanoma"]) for r in rows]).astype(bool)
+    sc = score_images(model, images, desc="ISIC 2017")
+    p_mel = sc.probs[:, card.classes.index("mel")]
+    ids = np.arange(len(rows))
+    auc_mel = binary_metrics(y, p_mel, 0.5)["auc"]
+    auc_mal = binary_metrics(y, sc.p_malignant, 0.5)["auc"]
+    at_thr = binary_metrics(y, sc.p_malignant, card.threshold)
+    ood_threshold = card.ood.get("threshold")
+    plot_roc({"p(melanoma)": (y, p_mel), "p_malignant": (y, sc.p_malignant)},
+             out / "roc_isic2017.png", f"ISIC 2017 melanoma vs rest, AUC {auc_mel:.3f}")
+    return {
+        "images": len(rows),
+        "melanoma": int(y.sum()),
+        "auc_melanoma_p_mel": _with_ci(
+            auc_mel, bootstrap_ci(lambda i: binary_metrics(y[i], p_mel[i], 0.5)["auc"], ids, n_boot)),
+        "auc_melanoma_p_malignant": _with_ci(
+            auc_mal,
+            bootstrap_ci(lambda i: binary_metrics(y[i], sc.p_malignant[i], 0.5)["auc"], ids, n_boot)),
+        "melanoma_sensitivity_at_threshold": round(at_thr["sensitivity"], 4),
+        "non_melanoma_flagged_malignant": round(1 - at_thr["specificity"], 4),
+        "unknown_rate": (float(np.mean(sc.ood > ood_threshold)) if ood_threshold is not None else None),
+    }
+
+
+def check_targets(ham: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each target of the training issue with the measured value and whether it is met."""
+    mb = ham["malignant_vs_benign"]
+    measured = {
+        "auc": mb["auc"]["value"],
+        "sensitivity": mb["sensitivity"]["value"],
+        "specificity": mb["specificity"]["value"],
+        "f1": mb["f1"]["value"],
+        "ece_after": ham["calibration"]["ece_top_label_after"],
+    }
+    return {
+        k: {"target": (f"<= {t}" if k == "ece_after" else f">= {t}" if k != "f1" else f"> {t}"),
+            "measured": measured[k],
+            "met": measured[k] <= t if k == "ece_after" else measured[k] > t if k == "f1"
+            else measured[k] >= t}
+        for k, t in TARGETS.items()
+    }
+
+
+def evaluate(model_path: Path, data_dir: Path | None, out: Path, split_file: Path | None = None,
+             isic_dir: Path | None = None, n_boot: int = 1000, write_card: bool = False,
+             cache_dir: Path | None = None) -> dict[str, Any]:
+    """Run every evaluation asked for, write ``out/report.json`` and the plots."""
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_model(model_path)
+    report: dict[str, Any] = {"model_version": model.card.version}
+    if data_dir is not None:
+        report["ham10000_test"] = evaluate_ham(model, data_dir, split_file, out, n_boot, cache_dir)
+        report["targets"] = check_targets(report["ham10000_test"])
+    if isic_dir is not None:
+        report["isic2017"] = evaluate_isic2017(model, isic_dir, out, n_boot)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    if write_card:
+        from skinscan_engine.model_card import resolve_paths
+
+        _, card_path = resolve_paths(model_path)
+        card = model.card
+        card.metrics = {**card.metrics, **{k: v for k, v in report.items() if k != "model_version"}}
+        card.save(card_path)
+    return report

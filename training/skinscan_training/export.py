@@ -1,0 +1,108 @@
+"""Turn a finished run into a shippable model: calibrate, fit the "unknown" gate, export.
+
+Everything here is fitted on the training and validation parts only; the test part stays
+untouched for ``skinscan evaluate``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import torch
+
+from skinscan_engine.model import CLASSES, build_model, malignant_mask
+from skinscan_engine.model_card import ModelCard, save_model
+from skinscan_engine.ood import MahalanobisGate
+from skinscan_engine.preprocessing import Geometry
+
+from .calibration import binary_ece, fit_temperature, threshold_for_sensitivity, top_label_ece
+from .metrics import binary_metrics
+from .train import TrainConfig, pick_device, predict_logits, prepare_data
+
+#: A triage tool should not miss cancers: the threshold keeps validation sensitivity >= this.
+TARGET_SENSITIVITY = 0.90
+#: At most this share of in-distribution validation images may be answered "unknown".
+MAX_OOD_REJECT = 0.05
+
+
+def finalize_run(run_dir: Path, version: str | None = None, out_stem: Path | None = None) -> Path:
+    """Calibrate ``run_dir/best.pt`` and export it; returns the exported stem."""
+    run_dir = Path(run_dir)
+    ckpt = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
+    cfg = TrainConfig(**ckpt["config"])
+    device = pick_device(cfg.device)
+    bf16 = cfg.bf16
+    geometry = Geometry(cfg.width, cfg.height, tuple(ckpt["geometry"]["mean"]), tuple(ckpt["geometry"]["std"]))  # type: ignore[arg-type]
+    model = build_model()
+    model.load_state_dict(ckpt["model"])
+    model.to(device).to(memory_format=torch.channels_last).eval()
+
+    data = prepare_data(cfg, run_dir)
+    tr, va = data.index["train"], data.index["val"]
+    val_logits, val_feats = predict_logits(
+        model, data.images[va], geometry, device, bf16, with_features=True, progress="validation"
+    )
+    _, train_feats = predict_logits(
+        model, data.images[tr], geometry, device, bf16, with_features=True, progress="training set"
+    )
+    y_val = torch.from_numpy(data.labels[va])
+
+    temperature = fit_temperature(val_logits, y_val)
+    probs_raw = val_logits.softmax(1).numpy()
+    probs = (val_logits / temperature).softmax(1).numpy()
+    mal = malignant_mask().numpy()
+    p_mal = probs[:, mal].sum(1)
+    y_mal = mal[data.labels[va]]
+    threshold = threshold_for_sensitivity(p_mal, y_mal, TARGET_SENSITIVITY)
+
+    gate = MahalanobisGate.fit(train_feats, torch.from_numpy(data.labels[tr]), len(CLASSES))
+    val_scores = gate.score(val_feats)
+    gate.calibrate(val_scores, MAX_OOD_REJECT)
+
+    at_threshold = binary_metrics(y_mal, p_mal, threshold)
+    version = version or f"1.0.0+{cfg.width}x{cfg.height}.{dt.date.today():%Y%m%d}"
+    card = ModelCard(
+        version=version,
+        classes=list(CLASSES),
+        input_width=cfg.width,
+        input_height=cfg.height,
+        mean=list(geometry.mean),
+        std=list(geometry.std),
+        temperature=round(temperature, 4),
+        threshold=round(threshold, 4),
+        threshold_aim=f"sensitivity >= {TARGET_SENSITIVITY} on the validation part",
+        ood={
+            "method": "mahalanobis",
+            "features": "L2-normalised global-average-pooled layer4 features",
+            "fitted_on": "training part",
+            "max_reject_in_distribution": MAX_OOD_REJECT,
+            "val_rejected": float((val_scores > gate.threshold).float().mean()),
+        },
+        metrics={
+            "validation": {
+                "images": len(va),
+                "auc_malignant": round(at_threshold["auc"], 4),
+                "sensitivity": round(at_threshold["sensitivity"], 4),
+                "specificity": round(at_threshold["specificity"], 4),
+                "ece_top_label_before": round(top_label_ece(probs_raw, data.labels[va]), 4),
+                "ece_top_label_after": round(top_label_ece(probs, data.labels[va]), 4),
+                "ece_malignant_before": round(binary_ece(probs_raw[:, mal].sum(1), y_mal), 4),
+                "ece_malignant_after": round(binary_ece(p_mal, y_mal), 4),
+            }
+        },
+        training={
+            "data": "HAM10000 (10,015 dermoscopic images, 200x150), lesion-grouped 70/15/15 split",
+            "split_seed": cfg.seed,
+            "epochs": ckpt["epoch"],
+            "config": {k: v for k, v in ckpt["config"].items() if k not in ("data", "out", "cache_dir")},
+        },
+    )
+    model.float()
+    stem = Path(out_stem) if out_stem else run_dir / "export" / "skinscan-resnet50"
+    save_model(model, card, stem, gate)
+    (run_dir / "calibration.json").write_text(json.dumps(card.metrics, indent=2))
+    print(json.dumps({"temperature": temperature, "threshold": threshold,
+                      "ood_threshold": gate.threshold, **card.metrics["validation"]}, indent=1))
+    return stem

@@ -1,0 +1,65 @@
+"""Evaluation pictures: ROC curves, reliability diagram, confusion matrix (PNG files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a display
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import roc_curve
+
+
+def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str) -> None:
+    """One ROC curve per entry: name -> (y_true, score)."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for name, (y, s) in curves.items():
+        if 0 < np.sum(y) < len(y):
+            fpr, tpr, _ = roc_curve(y, s)
+            ax.plot(fpr, tpr, label=name, lw=1.8)
+    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_reliability(
+    series: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str, bins: int = 10
+) -> None:
+    """Reliability diagram: name -> (confidence, correct) for each calibration state."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    edges = np.linspace(0, 1, bins + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    for name, (conf, correct) in series.items():
+        idx = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+        acc = [correct[idx == b].mean() if np.any(idx == b) else np.nan for b in range(bins)]
+        ax.plot(centres, acc, marker="o", label=name)
+    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfect calibration")
+    ax.set(xlabel="predicted confidence", ylabel="observed accuracy", title=title,
+           xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str) -> None:
+    """Confusion matrix, rows = truth, normalised per row, with counts written in cells."""
+    matrix = np.asarray(matrix)
+    norm = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(labels), 0.8 + 0.8 * len(labels)))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45)
+    ax.set_yticks(range(len(labels)), labels)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            colour = "white" if norm[i, j] > 0.5 else "black"
+            ax.text(j, i, f"{matrix[i, j]}", ha="center", va="center", color=colour, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

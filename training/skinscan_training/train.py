@@ -1,0 +1,253 @@
+"""The training loop: lesion-grouped split, balanced sampling, augmentation, checkpoints.
+
+Everything a run produces lands in its folder: ``split.json``, ``config.json``,
+``log.jsonl`` (one line per epoch), ``last.pt`` (resumable), ``best.pt`` (by validation AUC).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from tqdm import tqdm
+
+from skinscan_engine.model import CLASSES, build_model, forward_with_features, malignant_mask
+from skinscan_engine.preprocessing import Geometry, normalize, standardize, to_batch
+
+from .augment import AugmentConfig, augment
+from .dataset import Record, load_images, read_metadata
+from .split import grouped_split, load_split, save_split
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    width: int = 128
+    height: int = 96
+    samples_per_epoch: int = 0  # 0 = size of the training part
+    balance_power: float = 0.5  # sampling weight = class frequency ** -balance_power
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool = True
+    cache_dir: str = ""
+    limit: int = 0  # use only the first N images (tests, smoke runs)
+    augment: dict[str, Any] = field(default_factory=lambda: asdict(AugmentConfig()))
+
+
+@dataclass
+class Data:
+    records: list[Record]
+    images: np.ndarray
+    labels: np.ndarray
+    index: dict[str, np.ndarray]  # part -> row indices into images
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, enabled: bool) -> torch.autocast:
+    """bfloat16 autocast on the CPU (AMX / AVX512-BF16) or CUDA; a no-op when disabled."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def prepare_data(cfg: TrainConfig, run_dir: Path) -> Data:
+    """Read metadata, make (or reuse) the grouped split, decode images once into memory."""
+    records = read_metadata(Path(cfg.data))
+    if cfg.limit:
+        records = records[: cfg.limit]
+    split_file = run_dir / "split.json"
+    if split_file.is_file():
+        split = load_split(split_file)
+    else:
+        split = grouped_split(records, seed=cfg.seed)
+        save_split(split, split_file, cfg.seed)
+    geometry = Geometry(width=cfg.width, height=cfg.height)
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else run_dir / "cache"
+    images = load_images(Path(cfg.data), records, geometry, cache)
+    row = {r.image_id: i for i, r in enumerate(records)}
+    index = {p: np.array([row[i] for i in ids], dtype=np.int64) for p, ids in split.items()}
+    labels = np.array([r.label for r in records], dtype=np.int64)
+    return Data(records, images, labels, index)
+
+
+def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images in [0, 1] (the model's normalisation)."""
+    x = images.reshape(-1, 3).astype(np.float64) / 255.0
+    return x.mean(0).round(4).tolist(), x.std(0).round(4).tolist()
+
+
+def sampling_weights(labels: np.ndarray, power: float) -> np.ndarray:
+    """Per-image weights so that rare diagnoses are drawn more often (power 1 = fully balanced)."""
+    counts = np.bincount(labels, minlength=len(CLASSES)).astype(np.float64)
+    w = np.where(counts > 0, counts, 1.0) ** -power
+    weights = w[labels]
+    return weights / weights.sum()
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: torch.nn.Module,
+    images: np.ndarray,
+    geometry: Geometry,
+    device: torch.device,
+    bf16: bool,
+    batch_size: int = 128,
+    with_features: bool = False,
+    progress: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits (and pooled features) for uint8 images, in eval mode; fp32 on the CPU."""
+    model.eval()
+    logits, feats = [], []
+    steps = range(0, len(images), batch_size)
+    for start in tqdm(steps, desc=progress, disable=progress is None, unit="batch", leave=False):
+        x = normalize(to_batch(images[start : start + batch_size]).to(device), geometry)
+        with autocast(device, bf16):
+            _, pooled, out = forward_with_features(model, x)
+        logits.append(out.float().cpu())
+        if with_features:
+            feats.append(pooled.float().cpu())
+    return torch.cat(logits), (torch.cat(feats) if with_features else None)
+
+
+def summarize(logits: torch.Tensor, labels: np.ndarray) -> dict[str, float]:
+    """Validation figures used to pick the best epoch."""
+    probs = logits.softmax(1)
+    p_mal = probs[:, malignant_mask()].sum(1).numpy()
+    y_mal = malignant_mask().numpy()[labels]
+    out = {
+        "loss": float(F.cross_entropy(logits, torch.from_numpy(labels))),
+        "balanced_accuracy_7": float(balanced_accuracy_score(labels, probs.argmax(1).numpy())),
+    }
+    if 0 < y_mal.sum() < len(y_mal):
+        out["auc_malignant"] = float(roc_auc_score(y_mal, p_mal))
+    return out
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # atomic: a run killed mid-write keeps the previous checkpoint
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Train (or resume) a run; returns the path of the best checkpoint."""
+    run_dir = Path(cfg.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    last_ckpt, best_ckpt = run_dir / "last.pt", run_dir / "best.pt"
+    if resume and last_ckpt.is_file():
+        saved = torch.load(last_ckpt, map_location="cpu", weights_only=False)
+        cfg = TrainConfig(**{**saved["config"], "device": cfg.device, "epochs": cfg.epochs})
+    elif resume:
+        raise FileNotFoundError(f"--resume: no checkpoint at {last_ckpt}")
+    else:
+        saved = None
+    (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    bf16 = cfg.bf16 and (device.type == "cuda" or torch.backends.mkldnn.is_available())
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    data = prepare_data(cfg, run_dir)
+    train_idx, val_idx = data.index["train"], data.index["val"]
+    mean, std = channel_stats(data.images[train_idx])
+    geometry = Geometry(cfg.width, cfg.height, tuple(mean), tuple(std))  # type: ignore[arg-type]
+
+    model = build_model().to(device).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    per_epoch = cfg.samples_per_epoch or len(train_idx)
+    steps_per_epoch = max(1, per_epoch // cfg.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
+    )
+    gen = torch.Generator().manual_seed(cfg.seed)
+    start_epoch, best_auc = 0, -math.inf
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        gen.set_state(saved["generator"])
+        start_epoch, best_auc = saved["epoch"], saved["best_auc"]
+        if saved["config"]["epochs"] == cfg.epochs:
+            scheduler.load_state_dict(saved["scheduler"])
+        else:
+            # The run was extended (or shortened): continue on the schedule of the new length.
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
+                pct_start=0.15, last_epoch=start_epoch * steps_per_epoch - 1,
+            )
+
+    weights = torch.from_numpy(sampling_weights(data.labels[train_idx], cfg.balance_power))
+    aug_cfg = AugmentConfig(**cfg.augment)
+    log = (run_dir / "log.jsonl").open("a")
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        draws = torch.multinomial(weights, steps_per_epoch * cfg.batch_size, True, generator=gen)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch")
+        running = 0.0
+        for step in bar:
+            rows = train_idx[draws[step * cfg.batch_size : (step + 1) * cfg.batch_size].numpy()]
+            x = to_batch(data.images[rows]).float().div_(255.0)
+            x = augment(x, aug_cfg, gen)
+            x = standardize(x, geometry).to(device)
+            y = torch.from_numpy(data.labels[rows]).to(device)
+            with autocast(device, bf16):
+                loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
+            bar.set_postfix(loss=f"{running:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        val_logits, _ = predict_logits(model, data.images[val_idx], geometry, device, bf16)
+        val = summarize(val_logits, data.labels[val_idx])
+        auc = val.get("auc_malignant", -val["loss"])
+        improved = auc > best_auc
+        best_auc = max(best_auc, auc)
+        entry = {
+            "epoch": epoch + 1,
+            "train_loss": round(running, 4),
+            **{f"val_{k}": round(v, 4) for k, v in val.items()},
+            "lr": scheduler.get_last_lr()[0],
+            "seconds": round(time.perf_counter() - t0, 1),
+            "best": improved,
+        }
+        log.write(json.dumps(entry) + "\n")
+        log.flush()
+        tqdm.write(json.dumps(entry))
+        state = {
+            "config": asdict(cfg),
+            "geometry": {"mean": mean, "std": std},
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "generator": gen.get_state(),
+            "epoch": epoch + 1,
+            "best_auc": best_auc,
+        }
+        if improved:
+            _save_checkpoint(best_ckpt, {k: state[k] for k in ("config", "geometry", "model", "epoch")})
+        _save_checkpoint(last_ckpt, state)
+    log.close()
+    return best_ckpt
