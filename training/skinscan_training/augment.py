@@ -51,13 +51,15 @@ def augment(batch: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator)
     theta[:, 0, 2] = uniform(-cfg.max_translate, cfg.max_translate)
     theta[:, 1, 2] = uniform(-cfg.max_translate, cfg.max_translate)
     grid = F.affine_grid(theta, [n, 3, h, w], align_corners=False)
-    out = F.grid_sample(batch, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    out = F.grid_sample(
+        batch, grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    )
 
     # Colour jitter: brightness, contrast, saturation, and a small hue rotation in RGB space.
     out = out * uniform(1 - cfg.brightness, 1 + cfg.brightness).view(n, 1, 1, 1)
     mean = out.mean(dim=(1, 2, 3), keepdim=True)
     out = (out - mean) * uniform(1 - cfg.contrast, 1 + cfg.contrast).view(n, 1, 1, 1) + mean
-    grey = (0.299 * out[:, 0:1] + 0.587 * out[:, 1:2] + 0.114 * out[:, 2:3])
+    grey = 0.299 * out[:, 0:1] + 0.587 * out[:, 1:2] + 0.114 * out[:, 2:3]
     out = (out - grey) * uniform(1 - cfg.saturation, 1 + cfg.saturation).view(n, 1, 1, 1) + grey
     out = _rotate_hue(out, uniform(-cfg.hue_shift, cfg.hue_shift) * 2 * math.pi)
     return out.clamp_(0.0, 1.0)

@@ -24,7 +24,9 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, iters: int = 200
     return float(log_t.detach().exp())
 
 
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+def expected_calibration_error(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 15
+) -> float:
     """ECE with equal-width bins: sum over bins of |accuracy - confidence| weighted by count."""
     confidence, correct = np.asarray(confidence, float), np.asarray(correct, float)
     edges = np.linspace(0.0, 1.0, bins + 1)

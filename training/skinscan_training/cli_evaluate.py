@@ -10,14 +10,17 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model stem, weights, card or folder")
     parser.add_argument("--data", help="HAM10000 folder: evaluate on the test part of the split")
-    parser.add_argument("--split", help="split.json of the training run (default: rebuilt "
-                        "from the seed on the model card)")
+    parser.add_argument(
+        "--split",
+        help="split.json of the training run (default: rebuilt from the seed on the model card)",
+    )
     parser.add_argument("--isic2017", help="ISIC 2017 folder: external melanoma-vs-rest check")
     parser.add_argument("--out", default="evaluation", help="folder for report.json and plots")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--cache-dir", help="cache for decoded HAM10000 images")
-    parser.add_argument("--write-card", action="store_true",
-                        help="store the measured figures in the model card")
+    parser.add_argument(
+        "--write-card", action="store_true", help="store the measured figures in the model card"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,8 +42,22 @@ def run(args: argparse.Namespace) -> int:
     summary = {k: v for k, v in report.items() if k != "ham10000_test"}
     if "ham10000_test" in report:
         ham = report["ham10000_test"]
-        summary["ham10000_test"] = {k: ham[k] for k in ("images", "lesions", "malignant_vs_benign",
-                                                        "calibration", "accuracy_7")}
+        summary["ham10000_test"] = {
+            k: ham[k]
+            for k in ("images", "lesions", "malignant_vs_benign", "calibration", "accuracy_7")
+        }
     print(json.dumps(summary, indent=1))
+    if args.doc and "ham10000_test" in report:
+        import os
+
+        from skinscan_engine.model_card import resolve_paths
+
+        from .card_doc import write
+
+        doc = Path(args.doc)
+        plots = os.path.relpath(Path(args.out).resolve(), doc.resolve().parent)
+        ood = Path(args.ood_report) if args.ood_report else None
+        write(resolve_paths(Path(args.model))[1], Path(args.out) / "report.json", doc, plots, ood)
+        print(f"model card written to {doc}")
     print(f"report and plots in {args.out}/")
     return 0

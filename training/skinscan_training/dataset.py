@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from skinscan_engine.model import CLASSES
-from skinscan_engine.preprocessing import Geometry, fit_to_geometry, decode_image
+from skinscan_engine.preprocessing import Geometry, decode_image, fit_to_geometry
 
 METADATA_FILE = "HAM10000_metadata.csv"
 IMAGE_DIR = "images"
@@ -58,14 +58,18 @@ def load_images(
     cache_file = None
     if cache_dir is not None:
         key = hashlib.sha256(
-            ("|".join(r.image_id for r in records) + f"|{geometry.width}x{geometry.height}").encode()
+            (
+                "|".join(r.image_id for r in records) + f"|{geometry.width}x{geometry.height}"
+            ).encode()
         ).hexdigest()[:16]
         cache_file = Path(cache_dir) / f"images-{geometry.width}x{geometry.height}-{key}.npy"
         if cache_file.is_file():
             return np.load(cache_file, mmap_mode=None)
     out = np.empty((len(records), geometry.height, geometry.width, 3), dtype=np.uint8)
     for i, rec in enumerate(tqdm(records, desc="decoding images", unit="img")):
-        out[i] = fit_to_geometry(decode_image(image_path(data_dir, rec.image_id).read_bytes()), geometry)
+        out[i] = fit_to_geometry(
+            decode_image(image_path(data_dir, rec.image_id).read_bytes()), geometry
+        )
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(".tmp.npy")

@@ -39,8 +39,13 @@ class Scores:
 
 
 @torch.inference_mode()
-def score_images(model: LoadedModel, images: np.ndarray, bf16: bool = True, batch: int = 64,
-                 desc: str = "scoring") -> Scores:
+def score_images(
+    model: LoadedModel,
+    images: np.ndarray,
+    bf16: bool = True,
+    batch: int = 64,
+    desc: str = "scoring",
+) -> Scores:
     """Run the model as it is served (temperature, malignant sum, gate) on uint8 images."""
     net, card = model.network, model.card
     device = next(net.parameters()).device
@@ -68,8 +73,14 @@ def _with_ci(value: float, ci: tuple[float, float]) -> dict[str, float]:
     return {"value": round(value, 4), "ci95": [round(ci[0], 4), round(ci[1], 4)]}
 
 
-def evaluate_ham(model: LoadedModel, data_dir: Path, split_file: Path | None, out: Path,
-                 n_boot: int = 1000, cache_dir: Path | None = None) -> dict[str, Any]:
+def evaluate_ham(
+    model: LoadedModel,
+    data_dir: Path,
+    split_file: Path | None,
+    out: Path,
+    n_boot: int = 1000,
+    cache_dir: Path | None = None,
+) -> dict[str, Any]:
     """Figures on the test part of the lesion-grouped split."""
     card = model.card
     records = read_metadata(data_dir)
@@ -118,21 +129,41 @@ def evaluate_ham(model: LoadedModel, data_dir: Path, split_file: Path | None, ou
         **{k: v for k, v in multi.items() if k != "confusion_matrix"},
         "confusion_matrix_7": multi["confusion_matrix"],
         "calibration": calibration,
-        "unknown_rate": (float(np.mean(sc.ood > ood_threshold)) if ood_threshold is not None else None),
+        "unknown_rate": (
+            float(np.mean(sc.ood > ood_threshold)) if ood_threshold is not None else None
+        ),
     }
-    plot_roc({"malignant vs benign": (y, sc.p_malignant)}, out / "roc_malignant.png",
-             f"HAM10000 test (lesion-grouped), AUC {binary['auc']:.3f}")
-    plot_roc({c: (labels == i, sc.probs[:, i]) for i, c in enumerate(card.classes)},
-             out / "roc_per_class.png", "HAM10000 test, one-vs-rest per diagnosis")
+    plot_roc(
+        {"malignant vs benign": (y, sc.p_malignant)},
+        out / "roc_malignant.png",
+        f"HAM10000 test (lesion-grouped), AUC {binary['auc']:.3f}",
+    )
+    plot_roc(
+        {c: (labels == i, sc.probs[:, i]) for i, c in enumerate(card.classes)},
+        out / "roc_per_class.png",
+        "HAM10000 test, one-vs-rest per diagnosis",
+    )
     plot_reliability(
-        {"before temperature": (probs_raw.max(1), probs_raw.argmax(1) == labels),
-         f"after (T={card.temperature:.2f})": (sc.probs.max(1), sc.probs.argmax(1) == labels)},
-        out / "reliability.png", "Reliability of the top-class confidence (test)")
-    plot_confusion(np.array(multi["confusion_matrix"]), card.classes, out / "confusion_7.png",
-                   "Seven diagnoses (test)")
+        {
+            "before temperature": (probs_raw.max(1), probs_raw.argmax(1) == labels),
+            f"after (T={card.temperature:.2f})": (sc.probs.max(1), sc.probs.argmax(1) == labels),
+        },
+        out / "reliability.png",
+        "Reliability of the top-class confidence (test)",
+    )
+    plot_confusion(
+        np.array(multi["confusion_matrix"]),
+        card.classes,
+        out / "confusion_7.png",
+        "Seven diagnoses (test)",
+    )
     c = binary
-    plot_confusion(np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]]), ["benign", "malignant"],
-                   out / "confusion_binary.png", f"At the shipped threshold {thr:.3f} (test)")
+    plot_confusion(
+        np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]]),
+        ["benign", "malignant"],
+        out / "confusion_binary.png",
+        f"At the shipped threshold {thr:.3f} (test)",
+    )
     return report
 
 
@@ -153,19 +184,28 @@ def evaluate_isic2017(model: LoadedModel, isic_dir: Path, out: Path, n_boot: int
     auc_mal = binary_metrics(y, sc.p_malignant, 0.5)["auc"]
     at_thr = binary_metrics(y, sc.p_malignant, card.threshold)
     ood_threshold = card.ood.get("threshold")
-    plot_roc({"p(melanoma)": (y, p_mel), "p_malignant": (y, sc.p_malignant)},
-             out / "roc_isic2017.png", f"ISIC 2017 melanoma vs rest, AUC {auc_mel:.3f}")
+    plot_roc(
+        {"p(melanoma)": (y, p_mel), "p_malignant": (y, sc.p_malignant)},
+        out / "roc_isic2017.png",
+        f"ISIC 2017 melanoma vs rest, AUC {auc_mel:.3f}",
+    )
     return {
         "images": len(rows),
         "melanoma": int(y.sum()),
         "auc_melanoma_p_mel": _with_ci(
-            auc_mel, bootstrap_ci(lambda i: binary_metrics(y[i], p_mel[i], 0.5)["auc"], ids, n_boot)),
+            auc_mel, bootstrap_ci(lambda i: binary_metrics(y[i], p_mel[i], 0.5)["auc"], ids, n_boot)
+        ),
         "auc_melanoma_p_malignant": _with_ci(
             auc_mal,
-            bootstrap_ci(lambda i: binary_metrics(y[i], sc.p_malignant[i], 0.5)["auc"], ids, n_boot)),
+            bootstrap_ci(
+                lambda i: binary_metrics(y[i], sc.p_malignant[i], 0.5)["auc"], ids, n_boot
+            ),
+        ),
         "melanoma_sensitivity_at_threshold": round(at_thr["sensitivity"], 4),
         "non_melanoma_flagged_malignant": round(1 - at_thr["specificity"], 4),
-        "unknown_rate": (float(np.mean(sc.ood > ood_threshold)) if ood_threshold is not None else None),
+        "unknown_rate": (
+            float(np.mean(sc.ood > ood_threshold)) if ood_threshold is not None else None
+        ),
     }
 
 
@@ -180,17 +220,29 @@ def check_targets(ham: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "ece_after": ham["calibration"]["ece_top_label_after"],
     }
     return {
-        k: {"target": (f"<= {t}" if k == "ece_after" else f">= {t}" if k != "f1" else f"> {t}"),
+        k: {
+            "target": (f"<= {t}" if k == "ece_after" else f">= {t}" if k != "f1" else f"> {t}"),
             "measured": measured[k],
-            "met": measured[k] <= t if k == "ece_after" else measured[k] > t if k == "f1"
-            else measured[k] >= t}
+            "met": measured[k] <= t
+            if k == "ece_after"
+            else measured[k] > t
+            if k == "f1"
+            else measured[k] >= t,
+        }
         for k, t in TARGETS.items()
     }
 
 
-def evaluate(model_path: Path, data_dir: Path | None, out: Path, split_file: Path | None = None,
-             isic_dir: Path | None = None, n_boot: int = 1000, write_card: bool = False,
-             cache_dir: Path | None = None) -> dict[str, Any]:
+def evaluate(
+    model_path: Path,
+    data_dir: Path | None,
+    out: Path,
+    split_file: Path | None = None,
+    isic_dir: Path | None = None,
+    n_boot: int = 1000,
+    write_card: bool = False,
+    cache_dir: Path | None = None,
+) -> dict[str, Any]:
     """Run every evaluation asked for, write ``out/report.json`` and the plots."""
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(model_path)

@@ -19,6 +19,7 @@ from skinscan_engine.preprocessing import Geometry
 
 from .calibration import binary_ece, fit_temperature, threshold_for_sensitivity, top_label_ece
 from .metrics import binary_metrics
+from .plots import plot_training_curves
 from .train import TrainConfig, pick_device, predict_logits, prepare_data
 
 #: A triage tool should not miss cancers: the threshold keeps validation sensitivity >= this.
@@ -34,7 +35,9 @@ def finalize_run(run_dir: Path, version: str | None = None, out_stem: Path | Non
     cfg = TrainConfig(**ckpt["config"])
     device = pick_device(cfg.device)
     bf16 = cfg.bf16
-    geometry = Geometry(cfg.width, cfg.height, tuple(ckpt["geometry"]["mean"]), tuple(ckpt["geometry"]["std"]))  # type: ignore[arg-type]
+    geometry = Geometry(
+        cfg.width, cfg.height, tuple(ckpt["geometry"]["mean"]), tuple(ckpt["geometry"]["std"])
+    )  # type: ignore[arg-type]
     model = build_model()
     model.load_state_dict(ckpt["model"])
     model.to(device).to(memory_format=torch.channels_last).eval()
@@ -96,13 +99,28 @@ def finalize_run(run_dir: Path, version: str | None = None, out_stem: Path | Non
             "data": "HAM10000 (10,015 dermoscopic images, 200x150), lesion-grouped 70/15/15 split",
             "split_seed": cfg.seed,
             "epochs": ckpt["epoch"],
-            "config": {k: v for k, v in ckpt["config"].items() if k not in ("data", "out", "cache_dir")},
+            "config": {
+                k: v for k, v in ckpt["config"].items() if k not in ("data", "out", "cache_dir")
+            },
         },
     )
     model.float()
     stem = Path(out_stem) if out_stem else run_dir / "export" / "skinscan-resnet50"
     save_model(model, card, stem, gate)
     (run_dir / "calibration.json").write_text(json.dumps(card.metrics, indent=2))
-    print(json.dumps({"temperature": temperature, "threshold": threshold,
-                      "ood_threshold": gate.threshold, **card.metrics["validation"]}, indent=1))
+    log = run_dir / "log.jsonl"
+    if log.is_file():
+        entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        plot_training_curves(entries, run_dir / "training_curves.png")
+    print(
+        json.dumps(
+            {
+                "temperature": temperature,
+                "threshold": threshold,
+                "ood_threshold": gate.threshold,
+                **card.metrics["validation"],
+            },
+            indent=1,
+        )
+    )
     return stem

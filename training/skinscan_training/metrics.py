@@ -27,7 +27,10 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, 
         "f1": float(f1_score(y, pred, zero_division=0)),
         "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
         "accuracy": float((pred == y).mean()),
-        "tp": tp, "fn": fn, "tn": tn, "fp": fp,
+        "tp": tp,
+        "fn": fn,
+        "tn": tn,
+        "fp": fp,
     }
     out["auc"] = float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
     return out

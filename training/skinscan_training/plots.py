@@ -39,8 +39,13 @@ def plot_reliability(
         acc = [correct[idx == b].mean() if np.any(idx == b) else np.nan for b in range(bins)]
         ax.plot(centres, acc, marker="o", label=name)
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfect calibration")
-    ax.set(xlabel="predicted confidence", ylabel="observed accuracy", title=title,
-           xlim=(0, 1), ylim=(0, 1))
+    ax.set(
+        xlabel="predicted confidence",
+        ylabel="observed accuracy",
+        title=title,
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -60,6 +65,22 @@ def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str
             colour = "white" if norm[i, j] > 0.5 else "black"
             ax.text(j, i, f"{matrix[i, j]}", ha="center", va="center", color=colour, fontsize=8)
     ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_training_curves(entries: list[dict], path: Path) -> None:
+    """Training loss, validation loss and validation AUC per epoch (from ``log.jsonl``)."""
+    epochs = [e["epoch"] for e in entries]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    ax1.plot(epochs, [e["train_loss"] for e in entries], marker="o", label="train (smoothed)")
+    ax1.plot(epochs, [e["val_loss"] for e in entries], marker="o", label="validation")
+    ax1.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
+    ax1.legend(fontsize=8)
+    if all("val_auc_malignant" in e for e in entries):
+        ax2.plot(epochs, [e["val_auc_malignant"] for e in entries], marker="o", color="C2")
+    ax2.set(xlabel="epoch", ylabel="ROC AUC", title="Validation: malignant vs benign")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -193,8 +193,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         else:
             # The run was extended (or shortened): continue on the schedule of the new length.
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
-                pct_start=0.15, last_epoch=start_epoch * steps_per_epoch - 1,
+                optimizer,
+                max_lr=cfg.lr,
+                total_steps=cfg.epochs * steps_per_epoch,
+                pct_start=0.15,
+                last_epoch=start_epoch * steps_per_epoch - 1,
             )
 
     weights = torch.from_numpy(sampling_weights(data.labels[train_idx], cfg.balance_power))
@@ -247,7 +250,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             "best_auc": best_auc,
         }
         if improved:
-            _save_checkpoint(best_ckpt, {k: state[k] for k in ("config", "geometry", "model", "epoch")})
+            _save_checkpoint(
+                best_ckpt, {k: state[k] for k in ("config", "geometry", "model", "epoch")}
+            )
         _save_checkpoint(last_ckpt, state)
     log.close()
     return best_ckpt

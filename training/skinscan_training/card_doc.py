@@ -1,0 +1,159 @@
+"""Render ``docs/model-card.md`` from the shipped model card and its evaluation report.
+
+The figures in the document are read from the same JSON the evaluation wrote, so the card a
+person reads cannot drift from the model that ships.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from skinscan_engine.model import CLASS_NAMES, MALIGNANT
+from skinscan_engine.model_card import ModelCard
+
+
+def _ci(entry: dict[str, Any]) -> str:
+    lo, hi = entry["ci95"]
+    return f"{entry['value']:.3f} (95% CI {lo:.3f} to {hi:.3f})"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def render(card: ModelCard, report: dict[str, Any], plots_dir: str, ood: dict | None) -> str:
+    """The model card as Markdown."""
+    ham = report["ham10000_test"]
+    mb = ham["malignant_vs_benign"]
+    cal = ham["calibration"]
+    val = card.metrics.get("validation", {})
+    lines = [
+        f"# Model card: SkinScan ResNet-50 `{card.version}`",
+        "",
+        "**Not a medical device. Not a diagnosis.** SkinScan is a research and education tool "
+        "that triages dermoscopic images of skin lesions; every result must be read by a "
+        "clinician.",
+        "",
+        "## Model",
+        f"- torchvision ResNet-50, trained from random initialisation (no ImageNet weights) on "
+        f"HAM10000, input {card.input_width}x{card.input_height} px, seven outputs "
+        f"({', '.join(card.classes)}).",
+        f"- `p_malignant = p(mel) + p(bcc) + p(akiec)` after temperature scaling "
+        f"(T = {card.temperature:.3f}, fitted on validation).",
+        f"- Decision threshold on `p_malignant`: **{card.threshold:.3f}**, chosen on validation "
+        f"for {card.threshold_aim}. At or above it the verdict is *malignant*.",
+        '- "Unknown" gate: Mahalanobis distance of L2-normalised pooled `layer4` features to the '
+        "nearest diagnosis centre (shared covariance fitted on the training part); threshold set "
+        f"so that {_pct(card.ood.get('max_reject_in_distribution'))} of validation images at most "
+        f"are rejected (measured: {_pct(card.ood.get('val_rejected'))}).",
+        "- Weights: fp16 safetensors; the card (`.json`) beside them carries everything inference "
+        "needs.",
+        "",
+        "## Data and licence",
+        "- HAM10000 (Tschandl, Rosendahl, Kittler, *Scientific Data* 5, 180161, 2018): 10,015 "
+        "dermoscopic images of 7,470 lesions, used at 200x150 px. Licence CC BY-NC 4.0: the model "
+        "is for **non-commercial** research and education only.",
+        "- Split 70/15/15 into train/validation/test **grouped by `lesion_id`** (no lesion in two "
+        f"parts) and stratified by diagnosis, seed {card.training.get('split_seed', 0)}. The test "
+        "part was used only by `skinscan evaluate`.",
+        "- External check: ISIC 2017 (2,150 images, another source; melanoma labels only), never "
+        "used for training or tuning.",
+        "",
+        "## Training",
+        f"- {card.training.get('epochs')} epochs, AdamW with a one-cycle schedule, label "
+        "smoothing, sampling weighted towards rare diagnoses, dermoscopy augmentation "
+        "(flips, 90° and small rotations, scale, colour jitter), bfloat16 autocast, "
+        "channels-last. Configuration: "
+        f"`{json.dumps(card.training.get('config', {}))}`.",
+        "",
+        f"![training curves]({plots_dir}/training_curves.png)",
+        "",
+        "## Results on the lesion-grouped test part",
+        f"{ham['images']} images of {ham['lesions']} lesions, {ham['malignant']} malignant.",
+        "",
+        "| metric (malignant vs benign) | value |",
+        "|---|---|",
+        f"| ROC AUC | {_ci(mb['auc'])} |",
+        f"| sensitivity at the threshold | {_ci(mb['sensitivity'])} |",
+        f"| specificity at the threshold | {_ci(mb['specificity'])} |",
+        f"| precision | {_ci(mb['precision'])} |",
+        f"| F1 | {_ci(mb['f1'])} |",
+        f"| balanced accuracy | {_ci(mb['balanced_accuracy'])} |",
+        f"| seven-class accuracy | {ham['accuracy_7']:.3f} |",
+        f"| seven-class balanced accuracy | {ham['balanced_accuracy_7']:.3f} |",
+        f"| ECE, top class, before → after temperature | {cal['ece_top_label_before']:.3f} → "
+        f"{cal['ece_top_label_after']:.3f} |",
+        f"| ECE, p_malignant, before → after temperature | {cal['ece_malignant_before']:.3f} → "
+        f"{cal['ece_malignant_after']:.3f} |",
+        f'| answered "unknown" | {_pct(ham.get("unknown_rate"))} |',
+        "",
+        "Intervals: 1,000 bootstrap resamples of lesions. One-vs-rest AUC per diagnosis: "
+        + ", ".join(f"{c} {v:.3f}" for c, v in ham["auc_one_vs_rest"].items())
+        + ".",
+        "",
+        "| target (training issue) | measured | met |",
+        "|---|---|---|",
+        *[
+            f"| {k} {t['target']} | {t['measured']:.3f} | {'yes' if t['met'] else '**no**'} |"
+            for k, t in report.get("targets", {}).items()
+        ],
+        "",
+        f"![ROC]({plots_dir}/roc_malignant.png) ![per class]({plots_dir}/roc_per_class.png)",
+        "",
+        f"![reliability]({plots_dir}/reliability.png) "
+        f"![confusion]({plots_dir}/confusion_binary.png) "
+        f"![confusion 7]({plots_dir}/confusion_7.png)",
+        "",
+        "Validation (used for the temperature and threshold): "
+        + ", ".join(f"{k} {v}" for k, v in val.items())
+        + ".",
+    ]
+    if "isic2017" in report:
+        isic = report["isic2017"]
+        lines += [
+            "",
+            "## External validation: ISIC 2017 (domain shift)",
+            f"{isic['images']} images, {isic['melanoma']} melanomas. Melanoma-vs-rest ROC AUC "
+            f"with p(mel): {_ci(isic['auc_melanoma_p_mel'])}; with p_malignant: "
+            f"{_ci(isic['auc_melanoma_p_malignant'])}. At the shipped threshold "
+            f"{_pct(isic['melanoma_sensitivity_at_threshold'])} of melanomas are flagged and "
+            f"{_pct(isic['non_melanoma_flagged_malignant'])} of the other lesions too; "
+            f'{_pct(isic.get("unknown_rate"))} are answered "unknown". No target: this measures '
+            "how much the figures above drop on images from another clinic and camera.",
+            "",
+            f"![ISIC 2017 ROC]({plots_dir}/roc_isic2017.png)",
+        ]
+    if ood:
+        lines += [
+            "",
+            '## The "unknown" gate on photos that are not skin lesions',
+            f"{ood['summary']}",
+        ]
+    lines += [
+        "",
+        "## Limits",
+        "- Trained and tested on **dermoscopic** images (a dermatoscope pressed on the skin). "
+        "Ordinary phone photos of skin are a different kind of image: expect worse figures or "
+        '"unknown" answers.',
+        "- HAM10000 comes from two centres (Vienna, Queensland) and mostly fair skin: darker skin "
+        "types are under-represented, and the model's figures there are unknown.",
+        "- Seven diagnoses only; other lesions (e.g. squamous cell carcinoma beyond akiec, "
+        "Merkel cell carcinoma, acral or mucosal lesions) are outside what it learned.",
+        "- Trained from scratch at a reduced input size on a CPU; a pretrained backbone or full "
+        "resolution would likely do better.",
+        '- The "unknown" gate catches images far from the training set; it is not a guarantee: '
+        "a poor photo of a lesion can still get a confident answer.",
+        f"- Malignant means {', '.join(CLASS_NAMES[c] for c in sorted(MALIGNANT))}.",
+        "- Not a medical device, not a diagnosis, not for clinical decisions.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write(card_path: Path, report_path: Path, out: Path, plots_dir: str, ood_path: Path | None):
+    card = ModelCard.load(card_path)
+    report = json.loads(Path(report_path).read_text())
+    ood = json.loads(Path(ood_path).read_text()) if ood_path and Path(ood_path).is_file() else None
+    Path(out).write_text(render(card, report, plots_dir, ood))
