@@ -1,0 +1,54 @@
+"""Training throughput of the SkinScan ResNet-50 by input size and precision.
+
+Used to pick the input size and epoch count for a CPU training run. Prints images per second
+for fp32 and bfloat16 autocast at each size, and the bf16/fp32 ratio measured in the same run.
+
+    python bench/train_throughput.py [--sizes 128x96,200x150] [--batch 32] [--steps 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from skinscan_engine.model import build_model
+
+
+def images_per_second(size: tuple[int, int], bf16: bool, batch: int, steps: int) -> float:
+    torch.manual_seed(0)
+    model = build_model().to(memory_format=torch.channels_last).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    w, h = size
+    x = torch.randn(batch, 3, h, w).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 7, (batch,))
+    for i in range(steps + 1):  # the first step warms up oneDNN kernels and is not timed
+        if i == 1:
+            start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return batch * steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="128x96,200x150", help="WxH,WxH,...")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=4)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}")
+    for spec in args.sizes.split(","):
+        w, h = (int(v) for v in spec.split("x"))
+        fp32 = images_per_second((w, h), False, args.batch, args.steps)
+        bf16 = images_per_second((w, h), True, args.batch, args.steps)
+        ratio = bf16 / fp32
+        print(f"{w}x{h}: fp32 {fp32:.1f} img/s  bf16 {bf16:.1f} img/s  bf16/fp32 {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
