@@ -1,0 +1,40 @@
+# SkinScan: `make run` starts the local stack, `make test` runs ruff and the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: run test lint install install-test clean help
+
+help:
+	@echo "make run   - create $(VENV), install SkinScan with the model, start the local stack"
+	@echo "make test  - install test dependencies, run ruff and pytest"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Stamp files: reinstall only when pyproject.toml changes.
+$(VENV)/.installed-ml: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[ml]'
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[ml,test]'
+	touch $@ $(VENV)/.installed-ml
+
+install: $(VENV)/.installed-ml
+
+install-test: $(VENV)/.installed-test
+
+run: install
+	$(BIN)/skinscan serve
+
+lint: install-test
+	$(BIN)/ruff check .
+
+test: install-test
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""Accounts: register, log in, refresh, log out, me, delete account."""

@@ -1,0 +1,76 @@
+"""Lambda ``auth``: accounts and tokens under ``/v1/auth``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+from mangum import Mangum
+
+from skinscan_common.api import create_function_app
+from skinscan_common.deps import CurrentUser, DbSession, SettingsDep, Store
+from skinscan_common.schemas import (
+    ErrorBody,
+    LoginRequest,
+    LogoutRequest,
+    RefreshRequest,
+    RegisterRequest,
+    RegisterResponse,
+    TokenPair,
+    UserView,
+)
+from skinscan_common.services import accounts
+
+ERRORS = {
+    401: {"model": ErrorBody},
+    413: {"model": ErrorBody},
+    422: {"model": ErrorBody},
+}
+
+router = APIRouter(prefix="/v1/auth", tags=["auth"], responses=ERRORS)
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RegisterResponse,
+    responses={409: {"model": ErrorBody}},
+)
+def register(body: RegisterRequest, session: DbSession, settings: SettingsDep) -> RegisterResponse:
+    """Create an account and log it in."""
+    user, tokens = accounts.register(session, settings, body.email, body.password)
+    return RegisterResponse(user=accounts.user_view(user), tokens=tokens)
+
+
+@router.post("/login", response_model=TokenPair, responses={429: {"model": ErrorBody}})
+def login(body: LoginRequest, session: DbSession, settings: SettingsDep) -> TokenPair:
+    """Exchange email and password for an access token and a refresh token."""
+    return accounts.login(session, settings, body.email, body.password)
+
+
+@router.post("/refresh", response_model=TokenPair)
+def refresh(body: RefreshRequest, session: DbSession, settings: SettingsDep) -> TokenPair:
+    """Rotate a refresh token: the old one stops working, reusing it revokes the session."""
+    return accounts.refresh(session, settings, body.refresh_token)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(body: LogoutRequest, session: DbSession) -> Response:
+    """Revoke the refresh token's session."""
+    accounts.logout(session, body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/me", response_model=UserView)
+def me(user: CurrentUser) -> UserView:
+    """The authenticated account."""
+    return accounts.user_view(user)
+
+
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
+def delete_me(user: CurrentUser, session: DbSession, store: Store) -> Response:
+    """Delete the account with all its predictions and stored objects."""
+    accounts.delete_account(session, store, user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+app = create_function_app("SkinScan auth", [router])
+handler = Mangum(app, lifespan="off")

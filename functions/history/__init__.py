@@ -1,0 +1,1 @@
+"""History: list, read and delete a user's predictions."""

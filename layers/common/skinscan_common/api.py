@@ -1,0 +1,76 @@
+"""Build a function's FastAPI app the same way everywhere: errors, limits, request logs."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+
+from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from skinscan_common.config import Settings, get_settings
+from skinscan_common.errors import BodySizeLimitMiddleware, install_error_handlers
+from skinscan_common.observability import logger
+
+
+class RequestLogMiddleware:
+    """One structured log line per request: method, route path, status, duration (no query)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+        context = scope.get("aws.context")
+        request_id = getattr(context, "aws_request_id", None) or uuid.uuid4().hex
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            path = scope.get("path", "")
+            if not path.startswith("/local-objects"):
+                logger.info(
+                    "request",
+                    extra={
+                        "method": scope.get("method"),
+                        "path": path,
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - start) * 1000, 1),
+                        "request_id": request_id,
+                    },
+                )
+
+
+def install_middleware(app: FastAPI, settings: Settings | None = None) -> None:
+    """Uniform errors, body size limits and request logging on ``app``."""
+    settings = settings or get_settings()
+    install_error_handlers(app)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_json_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+    app.add_middleware(RequestLogMiddleware)
+
+
+def create_function_app(title: str, routers: Iterable[APIRouter], version: str = "1") -> FastAPI:
+    """A Lambda function's app: its routers behind the shared middleware."""
+    app = FastAPI(title=title, version=version)
+    for router in routers:
+        app.include_router(router)
+    install_middleware(app)
+    return app

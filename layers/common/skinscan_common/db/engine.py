@@ -1,0 +1,109 @@
+"""One engine factory for ``postgresql+pg8000://`` and ``sqlite://`` URLs, and sessions."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+_lock = threading.Lock()
+_engines: dict[str, Engine] = {}
+
+
+def normalise_url(url: str) -> str:
+    """Use the pure-Python pg8000 driver for any ``postgres(ql)://`` URL."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+pg8000://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.close()
+
+
+def _ssl_context(sslmode: str) -> ssl.SSLContext:
+    """``verify-full`` checks the certificate; ``require`` only encrypts (as libpq does)."""
+    context = ssl.create_default_context()
+    if sslmode == "require":
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def create_db_engine(url: str, **kwargs: Any) -> Engine:
+    """A new engine; SQLite gets foreign keys ON and WAL, its folder is created."""
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs.setdefault("connect_args", {"check_same_thread": False})
+        else:
+            kwargs.setdefault("connect_args", {"check_same_thread": False})
+            kwargs.setdefault("poolclass", StaticPool)
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    sslmode = parsed.query.get("sslmode")
+    if sslmode is not None:
+        # pg8000 takes an SSLContext, not libpq's sslmode.
+        parsed = parsed.difference_update_query(["sslmode"])
+        url = parsed.render_as_string(hide_password=False)
+        if sslmode in ("require", "verify-full"):
+            kwargs.setdefault("connect_args", {})["ssl_context"] = _ssl_context(sslmode)
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 2)
+    kwargs.setdefault("max_overflow", 3)
+    kwargs.setdefault("pool_recycle", 300)
+    return create_engine(url, **kwargs)
+
+
+def get_engine(url: str) -> Engine:
+    """The process-wide engine for ``url`` (reused across Lambda invocations)."""
+    url = normalise_url(url)
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = create_db_engine(url)
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every cached engine (tests, shutdown)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded attributes after commit."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    session = session_factory(engine)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

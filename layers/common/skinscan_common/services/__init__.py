@@ -1,0 +1,1 @@
+"""Domain code behind the functions' thin handlers."""

@@ -1,0 +1,211 @@
+"""Accounts: register, log in, refresh, log out, delete; refresh-token rotation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from skinscan_common.config import Settings
+from skinscan_common.db.models import Prediction, RefreshToken, User, utcnow
+from skinscan_common.errors import (
+    AppError,
+    ConflictError,
+    TooManyRequestsError,
+    UnauthorizedError,
+)
+from skinscan_common.observability import logger, metrics
+from skinscan_common.schemas import TokenPair, UserView
+from skinscan_common.security import (
+    PasswordPolicyError,
+    check_policy,
+    hash_password,
+    hash_token,
+    issue_access_token,
+    jwt_key,
+    needs_rehash,
+    new_opaque_token,
+    verify_password,
+)
+from skinscan_common.services import throttle
+from skinscan_common.storage import ObjectStore, user_prefixes
+
+INVALID_CREDENTIALS = "invalid email or password"
+INVALID_REFRESH = "invalid or expired refresh token"
+
+
+def normalise_email(email: str) -> str:
+    """Trimmed and lower-cased (SkinScan treats addresses case-insensitively)."""
+    return email.strip().lower()
+
+
+def user_view(user: User) -> UserView:
+    return UserView(id=user.id, email=user.email, created_at=user.created_at)
+
+
+def _add_metric(name: str) -> None:
+    try:
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    except Exception:  # metrics must never break a request
+        pass
+
+
+def issue_tokens(
+    session: Session, settings: Settings, user_id: uuid.UUID, family_id: uuid.UUID | None = None
+) -> TokenPair:
+    """A new access token and a new refresh token (in ``family_id`` or a new family)."""
+    raw = new_opaque_token()
+    session.add(
+        RefreshToken(
+            user_id=user_id,
+            family_id=family_id or uuid.uuid4(),
+            token_hash=hash_token(raw),
+            expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl_s),
+        )
+    )
+    session.flush()
+    access = issue_access_token(
+        user_id, jwt_key(settings), settings.access_token_ttl_s, settings.jwt_issuer
+    )
+    return TokenPair(
+        access_token=access,
+        refresh_token=raw,
+        expires_in=settings.access_token_ttl_s,
+        refresh_expires_in=settings.refresh_token_ttl_s,
+    )
+
+
+def register(
+    session: Session, settings: Settings, email: str, password: str
+) -> tuple[User, TokenPair]:
+    """Create an account (409 if the email is taken) and log it in."""
+    email = normalise_email(email)
+    try:
+        check_policy(password, email, settings.password_min_length, settings.password_max_length)
+    except PasswordPolicyError as exc:
+        raise AppError(str(exc), code="weak_password", status_code=422) from exc
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise ConflictError("an account with this email already exists", code="email_taken")
+    user = User(email=email, password_hash=hash_password(password))
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise ConflictError(
+            "an account with this email already exists", code="email_taken"
+        ) from exc
+    tokens = issue_tokens(session, settings, user.id)
+    logger.info("account registered", extra={"user_id": str(user.id)})
+    _add_metric("AccountRegistered")
+    return user, tokens
+
+
+def login(session: Session, settings: Settings, email: str, password: str) -> TokenPair:
+    """Tokens for valid credentials; the same 401 for unknown email and wrong password."""
+    email = normalise_email(email)
+    wait = throttle.retry_after(session, email)
+    if wait:
+        raise TooManyRequestsError(
+            "too many failed logins; try again later",
+            headers={"Retry-After": str(wait)},
+        )
+    user = session.scalar(select(User).where(User.email == email))
+    if not verify_password(user.password_hash if user else None, password) or user is None:
+        throttle.record_failure(session, settings, email)
+        session.commit()  # the failure counts even though the request fails
+        logger.info("login failed")
+        _add_metric("LoginFailed")
+        raise UnauthorizedError(INVALID_CREDENTIALS, code="invalid_credentials")
+    throttle.clear(session, email)
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    logger.info("login", extra={"user_id": str(user.id)})
+    return issue_tokens(session, settings, user.id)
+
+
+def _revoke_family(session: Session, family_id: uuid.UUID) -> None:
+    session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def refresh(session: Session, settings: Settings, raw_token: str) -> TokenPair:
+    """Rotate a refresh token; reuse of a rotated one revokes its whole family."""
+    row = session.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == hash_token(raw_token))
+    )
+    if row is None:
+        raise UnauthorizedError(INVALID_REFRESH, code="invalid_refresh_token")
+    now = utcnow()
+    if row.used_at is not None or row.revoked_at is not None:
+        if row.used_at is not None and row.revoked_at is None:
+            logger.warning(
+                "refresh token reuse: family revoked",
+                extra={"user_id": str(row.user_id), "family_id": str(row.family_id)},
+            )
+            _add_metric("RefreshTokenReuse")
+        _revoke_family(session, row.family_id)
+        session.commit()
+        raise UnauthorizedError(INVALID_REFRESH, code="invalid_refresh_token")
+    if row.expires_at <= now:
+        raise UnauthorizedError(INVALID_REFRESH, code="invalid_refresh_token")
+    # Atomic claim: of two concurrent refreshes with one token, only one wins.
+    claimed = session.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.id == row.id,
+            RefreshToken.used_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+        )
+        .values(used_at=now)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        _revoke_family(session, row.family_id)
+        session.commit()
+        raise UnauthorizedError(INVALID_REFRESH, code="invalid_refresh_token")
+    return issue_tokens(session, settings, row.user_id, family_id=row.family_id)
+
+
+def logout(session: Session, raw_token: str) -> None:
+    """Revoke the refresh token's family (this session); unknown tokens are ignored."""
+    row = session.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == hash_token(raw_token))
+    )
+    if row is not None:
+        _revoke_family(session, row.family_id)
+        logger.info("logout", extra={"user_id": str(row.user_id)})
+
+
+def delete_account(session: Session, store: ObjectStore, user: User) -> int:
+    """Delete the account, its predictions, tokens and stored objects; returns objects deleted."""
+    keys = [
+        key
+        for row in session.execute(
+            select(Prediction.image_key, Prediction.heatmap_key, Prediction.overlay_key).where(
+                Prediction.owner_id == user.id
+            )
+        )
+        for key in row
+        if key
+    ]
+    prefixes = user_prefixes(user.id)
+    deleted = sum(store.delete_prefix(prefix) for prefix in prefixes)
+    for key in keys:
+        if not key.startswith(tuple(prefixes)):
+            store.delete(key)
+            deleted += 1
+    session.execute(Prediction.__table__.delete().where(Prediction.owner_id == user.id))
+    session.execute(RefreshToken.__table__.delete().where(RefreshToken.user_id == user.id))
+    session.delete(user)
+    session.flush()
+    logger.info("account deleted", extra={"user_id": str(user.id), "objects": deleted})
+    _add_metric("AccountDeleted")
+    return deleted

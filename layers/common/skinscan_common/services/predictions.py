@@ -1,0 +1,184 @@
+"""Predictions: history listing with cursor pagination, reading, deleting, recording results."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from skinscan_common.db.models import Prediction, utcnow
+from skinscan_common.errors import AppError, NotFoundError
+from skinscan_common.observability import logger
+from skinscan_common.schemas import (
+    PredictionPage,
+    PredictionResult,
+    PredictionSummary,
+    PredictionView,
+)
+from skinscan_common.security.tokens import hash_token
+from skinscan_common.storage import ObjectStore
+
+MAX_PAGE = 100
+NOT_FOUND = "prediction not found"
+
+
+def encode_cursor(created_at: datetime, prediction_id: uuid.UUID) -> str:
+    """An opaque cursor pointing just after one row."""
+    raw = json.dumps({"t": created_at.isoformat(), "id": str(prediction_id)}).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The row a cursor points after; 400 when it was not made by :func:`encode_cursor`."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        created_at = datetime.fromisoformat(data["t"])
+        if created_at.tzinfo is None:
+            raise ValueError("naive")
+        return created_at, uuid.UUID(data["id"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AppError("invalid cursor", code="invalid_cursor") from exc
+
+
+def list_predictions(
+    session: Session,
+    owner_id: uuid.UUID,
+    *,
+    limit: int = 20,
+    cursor: str | None = None,
+    verdict: str | None = None,
+) -> PredictionPage:
+    """The owner's predictions, newest first, ``limit`` at a time."""
+    limit = max(1, min(limit, MAX_PAGE))
+    query = select(Prediction).where(Prediction.owner_id == owner_id)
+    if verdict:
+        query = query.where(Prediction.verdict == verdict)
+    if cursor:
+        created_at, last_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                Prediction.created_at < created_at,
+                and_(Prediction.created_at == created_at, Prediction.id < last_id),
+            )
+        )
+    query = query.order_by(Prediction.created_at.desc(), Prediction.id.desc()).limit(limit + 1)
+    rows = list(session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    return PredictionPage(
+        items=[PredictionSummary.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
+
+
+def get_owned(session: Session, owner_id: uuid.UUID, prediction_id: uuid.UUID) -> Prediction:
+    """The prediction if ``owner_id`` owns it; 404 otherwise (never 403: ids are not disclosed)."""
+    row = session.get(Prediction, prediction_id)
+    if row is None or row.owner_id is None or row.owner_id != owner_id:
+        raise NotFoundError(NOT_FOUND)
+    return row
+
+
+def get_for_guest(session: Session, prediction_id: uuid.UUID, guest_token: str) -> Prediction:
+    """A guest's prediction, reachable only with its capability token."""
+    row = session.get(Prediction, prediction_id)
+    if (
+        row is None
+        or row.guest_token_hash is None
+        or row.guest_token_hash != hash_token(guest_token)
+    ):
+        raise NotFoundError(NOT_FOUND)
+    return row
+
+
+def view(row: Prediction, store: ObjectStore, url_ttl_s: int) -> PredictionView:
+    """The full answer for one prediction, with short-lived object URLs."""
+    data: dict[str, Any] = PredictionSummary.model_validate(row).model_dump()
+    urls = {
+        "image_url": store.url(row.image_key, url_ttl_s) if row.image_key else None,
+        "heatmap_url": store.url(row.heatmap_key, url_ttl_s) if row.heatmap_key else None,
+        "overlay_url": store.url(row.overlay_key, url_ttl_s) if row.overlay_key else None,
+    }
+    return PredictionView(
+        **data,
+        probabilities=row.probabilities,
+        ood_score=row.ood_score,
+        reason=row.reason,
+        error=row.error,
+        urls_expire_in=url_ttl_s,
+        **urls,
+    )
+
+
+def delete(session: Session, store: ObjectStore, row: Prediction) -> None:
+    """Delete the stored objects, then the row."""
+    for key in (row.image_key, row.heatmap_key, row.overlay_key):
+        if key:
+            store.delete(key)
+    session.delete(row)
+    session.flush()
+    logger.info("prediction deleted", extra={"prediction_id": str(row.id)})
+
+
+def create_pending(
+    session: Session,
+    *,
+    image_key: str,
+    owner_id: uuid.UUID | None = None,
+    guest_token: str | None = None,
+    prediction_id: uuid.UUID | None = None,
+    source_etag: str | None = None,
+) -> Prediction:
+    """A new ``pending`` prediction (guests pass the capability token, stored hashed)."""
+    row = Prediction(
+        id=prediction_id or uuid.uuid4(),
+        owner_id=owner_id,
+        guest_token_hash=hash_token(guest_token) if guest_token else None,
+        status="pending",
+        image_key=image_key,
+        source_etag=source_etag,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def record_result(
+    row: Prediction,
+    result: PredictionResult | dict[str, Any],
+    *,
+    heatmap_key: str | None = None,
+    overlay_key: str | None = None,
+) -> Prediction:
+    """Fill a prediction with the model's answer and mark it ``done``."""
+    res = (
+        result if isinstance(result, PredictionResult) else PredictionResult.model_validate(result)
+    )
+    row.status = "done"
+    row.verdict = res.verdict
+    row.p_malignant = res.p_malignant
+    row.confidence = res.confidence
+    row.top_class = res.top_class
+    row.probabilities = dict(res.probabilities)
+    row.ood_score = res.ood_score
+    row.reason = res.reason
+    row.model_version = res.model_version
+    row.heatmap_key = heatmap_key or row.heatmap_key
+    row.overlay_key = overlay_key or row.overlay_key
+    row.error = None
+    row.completed_at = utcnow()
+    return row
+
+
+def record_failure(row: Prediction, error: str) -> Prediction:
+    """Mark a prediction ``failed`` with a message safe to show."""
+    row.status = "failed"
+    row.error = error[:2000]
+    row.completed_at = utcnow()
+    return row

@@ -1,0 +1,5 @@
+"""``python -m skinscan``."""
+
+from skinscan.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,163 @@
+"""The local stack: every function's router in one ASGI app, with embedded defaults.
+
+To plug a function in, add its module to :data:`FUNCTION_ROUTERS`; the module must expose
+``router`` (an ``APIRouter``). Modules that do not exist yet are skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Form, Query, UploadFile
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+
+from skinscan import webapp
+from skinscan_common.api import install_middleware
+from skinscan_common.config import Settings, get_settings
+from skinscan_common.db import get_engine, migrate
+from skinscan_common.deps import object_store, settings_dep
+from skinscan_common.errors import AppError, NotFoundError
+from skinscan_common.observability import logger
+from skinscan_common.storage import (
+    InvalidKeyError,
+    LocalObjectStore,
+    ObjectNotFoundError,
+    SignatureError,
+)
+from skinscan_common.storage.local import OBJECTS_ROUTE, UPLOAD_ROUTE
+
+# Order matters only for overlapping paths. Each entry: a module exposing ``router``.
+FUNCTION_ROUTERS: list[str] = [
+    "functions.auth.app",
+    "functions.history.app",
+    "functions.predict.app",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WEB_DIR = REPO_ROOT / "web"
+
+# Called with (app, key) after a browser upload through the signed local upload form:
+# the local stand-in for S3 "object created" events.
+UploadListener = Callable[[FastAPI, str], None]
+
+
+def load_routers(modules: list[str] | None = None) -> list[tuple[str, APIRouter]]:
+    """Import ``router`` from each module, skipping modules that do not exist yet."""
+    routers = []
+    for name in modules if modules is not None else FUNCTION_ROUTERS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                logger.debug("function not present, skipped", extra={"module": name})
+                continue
+            raise
+        routers.append((name, module.router))
+    return routers
+
+
+def _local_store(app: FastAPI) -> LocalObjectStore:
+    store = object_store(app.state.settings)
+    if not isinstance(store, LocalObjectStore):
+        raise NotFoundError("not found")
+    return store
+
+
+def _local_routes(app: FastAPI) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/health", include_in_schema=True, tags=["ops"])
+    def health() -> JSONResponse:
+        try:
+            with get_engine(app.state.settings.database_url).connect() as conn:
+                conn.execute(text("SELECT 1"))
+            database = "ok"
+        except Exception:
+            logger.exception("health: database unreachable")
+            database = "unreachable"
+        ok = database == "ok"
+        body = {"status": "ok" if ok else "degraded", "database": database}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @router.get(OBJECTS_ROUTE + "/{key:path}")
+    def local_object(
+        key: str,
+        expires: Annotated[int, Query()],
+        sig: Annotated[str, Query(max_length=128)],
+    ) -> Response:
+        store = _local_store(app)
+        try:
+            store.verify_url(key, expires, sig)
+            data = store.get(key)
+        except (SignatureError, InvalidKeyError) as exc:
+            raise AppError(str(exc), code="forbidden", status_code=403) from exc
+        except ObjectNotFoundError as exc:
+            raise NotFoundError("object not found") from exc
+        return Response(
+            data,
+            media_type=store.content_type(key),
+            headers={"Cache-Control": "private, max-age=60"},
+        )
+
+    @router.post(UPLOAD_ROUTE, status_code=204)
+    async def local_upload(
+        key: Annotated[str, Form()],
+        policy: Annotated[str, Form()],
+        signature: Annotated[str, Form()],
+        file: UploadFile,
+    ) -> Response:
+        store = _local_store(app)
+        data = await file.read()
+        content_type = file.content_type or "application/octet-stream"
+        fields = {"key": key, "policy": policy, "signature": signature}
+        try:
+            target = store.verify_post(fields, content_type, len(data))
+        except (SignatureError, InvalidKeyError) as exc:
+            raise AppError(str(exc), code="forbidden", status_code=403) from exc
+        store.put(target, data, content_type)
+        for listener in app.state.upload_listeners:
+            listener(app, target)
+        return Response(status_code=204)
+
+    return router
+
+
+def create_app(settings: Settings | None = None, *, apply_migrations: bool = True) -> FastAPI:
+    """One ASGI app with every function, migrations applied, local objects served."""
+    settings = settings or get_settings()
+    if apply_migrations:
+        migrate(settings.database_url)
+    app = FastAPI(
+        title="SkinScan (local stack)",
+        version="1",
+        description="Skin-lesion triage: every Lambda function of SkinScan in one app.",
+    )
+    app.state.settings = settings
+    app.state.upload_listeners: list[UploadListener] = []
+    app.state.functions = []
+    app.dependency_overrides[settings_dep] = lambda: settings
+    app.include_router(_local_routes(app))
+    for name, router in load_routers():
+        app.include_router(router)
+        app.state.functions.append(name)
+    install_middleware(app, settings)
+    mount_web(app)
+    logger.info(
+        "local stack ready",
+        extra={"functions": app.state.functions, "storage": settings.storage_backend},
+    )
+    return app
+
+
+def mount_web(app: FastAPI, web_dir: Path = WEB_DIR) -> None:
+    """Serve the web app's static files at ``/`` when it exists (mounted last)."""
+    webapp.mount_web(app, web_dir)  # the PWA's media types, cache and security headers
+
+
+def app_factory() -> Any:
+    """For ``uvicorn --factory skinscan.local_stack:app_factory``."""
+    return create_app()

@@ -1,0 +1,152 @@
+"""Accounts through the ASGI app, on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from skinscan_common.db import User
+
+
+def test_register_login_me(client: TestClient, register: Any) -> None:
+    reg = register("  Ada@Example.COM ")
+    assert reg["user"]["email"] == "ada@example.com"
+    assert reg["tokens"]["token_type"] == "bearer" and reg["tokens"]["expires_in"] == 900
+    login = client.post(
+        "/v1/auth/login", json={"email": "ADA@example.com", "password": reg["password"]}
+    )
+    assert login.status_code == 200, login.text
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    me = client.get("/v1/auth/me", headers=headers)
+    assert me.status_code == 200
+    assert me.json() == reg["user"]
+
+
+def test_duplicate_email_conflicts(client: TestClient, register: Any) -> None:
+    register("ada@example.com")
+    again = client.post(
+        "/v1/auth/register", json={"email": "ADA@example.com", "password": "another good one"}
+    )
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "email_taken"
+
+
+def test_weak_password_and_bad_email(client: TestClient) -> None:
+    weak = client.post("/v1/auth/register", json={"email": "a@example.com", "password": "short"})
+    assert weak.status_code == 422
+    assert "at least" in weak.json()["error"]["message"]
+    bad = client.post(
+        "/v1/auth/register", json={"email": "not-an-email", "password": "correct horse battery"}
+    )
+    assert bad.status_code == 422
+    assert bad.json()["error"]["code"] == "validation_error"
+    assert "email" in bad.json()["error"]["message"]
+
+
+def test_same_answer_for_unknown_email_and_wrong_password(
+    client: TestClient, register: Any
+) -> None:
+    register("ada@example.com")
+    wrong = client.post(
+        "/v1/auth/login", json={"email": "ada@example.com", "password": "not the password"}
+    )
+    unknown = client.post(
+        "/v1/auth/login", json={"email": "bob@example.com", "password": "not the password"}
+    )
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json() == unknown.json()
+
+
+def test_failed_logins_are_throttled(client: TestClient, register: Any) -> None:
+    reg = register("ada@example.com")
+    for _ in range(3):  # settings fixture: login_max_failures=3
+        r = client.post("/v1/auth/login", json={"email": "ada@example.com", "password": "nope"})
+        assert r.status_code == 401
+    locked = client.post(
+        "/v1/auth/login", json={"email": "ada@example.com", "password": reg["password"]}
+    )
+    assert locked.status_code == 429
+    assert int(locked.headers["Retry-After"]) > 0
+    # Unknown emails are throttled alike (no account enumeration through the lockout).
+    for _ in range(3):
+        client.post("/v1/auth/login", json={"email": "ghost@example.com", "password": "nope"})
+    ghost = client.post("/v1/auth/login", json={"email": "ghost@example.com", "password": "x"})
+    assert ghost.status_code == 429
+    assert ghost.json()["error"] == locked.json()["error"]
+
+
+def test_success_resets_failures(client: TestClient, register: Any) -> None:
+    reg = register("ada@example.com")
+    creds = {"email": "ada@example.com", "password": reg["password"]}
+    for _ in range(2):
+        client.post("/v1/auth/login", json={**creds, "password": "nope"})
+    assert client.post("/v1/auth/login", json=creds).status_code == 200
+    for _ in range(2):
+        client.post("/v1/auth/login", json={**creds, "password": "nope"})
+    assert client.post("/v1/auth/login", json=creds).status_code == 200
+
+
+def test_refresh_rotates(client: TestClient, register: Any) -> None:
+    reg = register()
+    first = reg["tokens"]["refresh_token"]
+    r = client.post("/v1/auth/refresh", json={"refresh_token": first})
+    assert r.status_code == 200
+    second = r.json()["refresh_token"]
+    assert second != first
+    me = client.get("/v1/auth/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+    assert me.status_code == 200
+    assert client.post("/v1/auth/refresh", json={"refresh_token": second}).status_code == 200
+
+
+def test_reused_refresh_token_revokes_the_family(client: TestClient, register: Any) -> None:
+    reg = register()
+    first = reg["tokens"]["refresh_token"]
+    second = client.post("/v1/auth/refresh", json={"refresh_token": first}).json()["refresh_token"]
+    reuse = client.post("/v1/auth/refresh", json={"refresh_token": first})
+    assert reuse.status_code == 401
+    assert reuse.json()["error"]["code"] == "invalid_refresh_token"
+    # The token rotated in is revoked too: the thief and the victim both have to log in again.
+    assert client.post("/v1/auth/refresh", json={"refresh_token": second}).status_code == 401
+    # Other sessions of the same user are untouched.
+    other = client.post(
+        "/v1/auth/login", json={"email": "ada@example.com", "password": reg["password"]}
+    ).json()["refresh_token"]
+    assert client.post("/v1/auth/refresh", json={"refresh_token": other}).status_code == 200
+
+
+def test_unknown_refresh_token(client: TestClient) -> None:
+    r = client.post("/v1/auth/refresh", json={"refresh_token": "made-up"})
+    assert r.status_code == 401
+
+
+def test_logout_revokes_refresh(client: TestClient, register: Any) -> None:
+    reg = register()
+    token = reg["tokens"]["refresh_token"]
+    assert client.post("/v1/auth/logout", json={"refresh_token": token}).status_code == 204
+    assert client.post("/v1/auth/refresh", json={"refresh_token": token}).status_code == 401
+    assert client.post("/v1/auth/logout", json={"refresh_token": token}).status_code == 204
+
+
+def test_me_requires_token(client: TestClient) -> None:
+    r = client.get("/v1/auth/me")
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "not_authenticated"
+    assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_delete_me(client: TestClient, register: Any, session: Session) -> None:
+    reg = register()
+    assert client.delete("/v1/auth/me", headers=reg["headers"]).status_code == 204
+    assert session.scalar(select(User).where(User.email == "ada@example.com")) is None
+    assert client.get("/v1/auth/me", headers=reg["headers"]).status_code == 401
+    refresh = client.post(
+        "/v1/auth/refresh", json={"refresh_token": reg["tokens"]["refresh_token"]}
+    )
+    assert refresh.status_code == 401
+    login = client.post(
+        "/v1/auth/login", json={"email": "ada@example.com", "password": reg["password"]}
+    )
+    assert login.status_code == 401
