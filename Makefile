@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint install install-test clean help
+.PHONY: run test lint install install-test sam clean help
 
 help:
 	@echo "make run   - create $(VENV), install SkinScan with the model, start the local stack"
@@ -32,7 +32,11 @@ run: install
 lint: install-test
 	$(BIN)/ruff check .
 
-test: install-test
+# aws-sam-cli lives in its own venv (.venv-sam): its pins clash with the project's.
+sam:
+	infra/setup-sam.sh
+
+test: install-test sam
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -59,4 +59,22 @@ def test_alembic_command_line(empty_db: str) -> None:
             timeout=120,
         )
         assert done.returncode == 0, done.stderr
-    assert "0001" in done.stdout + done.stderr
+    assert "0002 (head)" in done.stdout + done.stderr
+
+
+def test_migrate_function_upgrades_an_empty_database(
+    empty_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """functions/migrate (run once after a deploy) brings an empty database to head."""
+    from functions.migrate.app import handler
+    from skinscan_common.config import get_settings
+
+    monkeypatch.setenv("SKINSCAN_DATABASE_URL", empty_db)
+    get_settings.cache_clear()
+    try:
+        assert handler({"action": "current"})["revision"] is None
+        upgraded = handler({})
+        assert upgraded["status"] == "ok" and upgraded["revision"]
+        assert handler({"action": "current"}) == upgraded
+    finally:
+        get_settings.cache_clear()

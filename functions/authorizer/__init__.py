@@ -1,0 +1,1 @@
+"""HTTP API Lambda authorizer (deployed from this folder; handler app.handler)."""
