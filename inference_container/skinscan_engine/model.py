@@ -33,7 +33,7 @@ def malignant_mask(classes: tuple[str, ...] = CLASSES) -> torch.Tensor:
 def build_model(
     num_classes: int = len(CLASSES), dropout: float = 0.2, zero_init_residual: bool = True
 ) -> nn.Module:
-    """ResNet-50 (randomly initialised: no weights are ever downloaded) with a dropout + linear head.
+    """ResNet-50 (randomly initialised; nothing is downloaded) with a dropout + linear head.
 
     The head stays a single linear layer after global average pooling: that is what lets
     Grad-CAM weights come from the head alone, without a backward pass through the network.
@@ -50,7 +50,9 @@ def head_linear(model: nn.Module) -> nn.Linear:
     return fc[-1] if isinstance(fc, nn.Sequential) else fc
 
 
-def forward_with_features(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def forward_with_features(
+    model: nn.Module, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One forward pass returning (layer4 activations, pooled features, logits).
 
     The same pass feeds the classifier, the "unknown" gate (pooled features) and Grad-CAM

@@ -94,11 +94,16 @@ def save_model(
     """Write ``stem.safetensors`` (fp16) and ``stem.json``; returns both paths."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in network.state_dict().items()
-               if v.is_floating_point()}
+    tensors = {
+        k: v.detach().to(torch.float16).contiguous()
+        for k, v in network.state_dict().items()
+        if v.is_floating_point()
+    }
     # Integer buffers (BatchNorm's num_batches_tracked) are not needed for inference.
     if gate is not None:
-        tensors.update({k: v.to(torch.float16).contiguous() for k, v in gate.to_tensors(OOD_PREFIX).items()})
+        tensors.update(
+            {k: v.to(torch.float16).contiguous() for k, v in gate.to_tensors(OOD_PREFIX).items()}
+        )
         card.ood = {**card.ood, "method": "mahalanobis", "threshold": gate.threshold}
     weights, card_path = stem.with_suffix(WEIGHTS_SUFFIX), stem.with_suffix(CARD_SUFFIX)
     save_file(tensors, str(weights), metadata={"version": card.version})
@@ -116,7 +121,9 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
     missing, unexpected = network.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
-        raise ValueError(f"weights do not match the model: missing={missing} unexpected={unexpected}")
+        raise ValueError(
+            f"weights do not match the model: missing={missing} unexpected={unexpected}"
+        )
     gate = None
     if any(k.startswith(OOD_PREFIX) for k in tensors) and card.ood.get("threshold") is not None:
         gate = MahalanobisGate.from_tensors(tensors, float(card.ood["threshold"]), OOD_PREFIX)

@@ -119,7 +119,9 @@ def fit_to_geometry(img: Image.Image, geometry: Geometry) -> np.ndarray:
         top = (h - new_h) // 2
         img = img.crop((0, top, w, top + new_h))
     if img.size != (geometry.width, geometry.height):
-        img = img.resize((geometry.width, geometry.height), Image.Resampling.BILINEAR, reducing_gap=None)
+        img = img.resize(
+            (geometry.width, geometry.height), Image.Resampling.BILINEAR, reducing_gap=None
+        )
     return np.asarray(img, dtype=np.uint8)
 
 

@@ -6,6 +6,7 @@ imported only when ``endpoint_mode == "local"`` asks for it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 from typing import Any, Protocol, runtime_checkable
@@ -16,7 +17,34 @@ LOCAL_CLIENT = "skinscan_engine.local_client:LocalEndpointClient"
 
 
 class EndpointError(RuntimeError):
-    """The model endpoint could not be reached or answered an error."""
+    """The model endpoint could not be reached or answered an error.
+
+    ``status_code`` is the container's own HTTP status when it answered one (SageMaker's
+    ``ModelError`` carries it); a 4xx other than 408/429 is ``permanent``: retrying the same
+    request cannot help.
+    """
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+    @property
+    def permanent(self) -> bool:
+        code = self.status_code
+        return code is not None and 400 <= code < 500 and code not in (408, 429)
+
+
+def _model_error(exc: Exception) -> EndpointError:
+    """An :class:`EndpointError` with the container's status and message when it sent them."""
+    response = getattr(exc, "response", None) or {}
+    status = response.get("OriginalStatusCode")
+    detail = str(response.get("OriginalMessage") or "")
+    with contextlib.suppress(ValueError, KeyError, TypeError):
+        detail = json.loads(detail)["error"]["message"]
+    message = f"model endpoint failed: {type(exc).__name__}"
+    if status is not None:
+        message += f" ({status}{': ' + detail[:500] if detail else ''})"
+    return EndpointError(message, int(status) if status is not None else None)
 
 
 @runtime_checkable
@@ -31,6 +59,10 @@ class EndpointClient(Protocol):
         """Score an image already in object storage."""
         ...
 
+    def score_objects(self, bucket: str, items: list[dict[str, str]]) -> list[dict[str, Any]]:
+        """Score stored images for a batch job (``services.batch_scoring``), one answer each."""
+        ...
+
 
 class SageMakerEndpointClient:
     """``sagemaker-runtime`` ``invoke_endpoint`` on the model container."""
@@ -41,24 +73,34 @@ class SageMakerEndpointClient:
         self.endpoint_name = endpoint_name
         self.client = client or boto3.client("sagemaker-runtime", region_name=region)
 
-    def _invoke(self, body: bytes, content_type: str) -> dict[str, Any]:
+    def _invoke(self, body: bytes, content_type: str, **extra: str) -> dict[str, Any]:
         try:
             response = self.client.invoke_endpoint(
                 EndpointName=self.endpoint_name,
                 ContentType=content_type,
                 Accept="application/json",
                 Body=body,
+                **extra,
             )
             return json.loads(response["Body"].read())
         except Exception as exc:
-            raise EndpointError(f"model endpoint failed: {type(exc).__name__}") from exc
+            raise _model_error(exc) from exc
 
     def predict_image(self, image: bytes, content_type: str) -> dict[str, Any]:
-        return self._invoke(image, content_type)
+        # Synchronous callers show the heatmaps at once: ask the container to inline them.
+        return self._invoke(image, content_type, CustomAttributes="heatmaps=base64")
 
     def score_object(self, bucket: str, key: str, prediction_id: str) -> dict[str, Any]:
         body = json.dumps({"bucket": bucket, "key": key, "prediction_id": prediction_id})
         return self._invoke(body.encode(), "application/json")
+
+    def score_objects(self, bucket: str, items: list[dict[str, str]]) -> list[dict[str, Any]]:
+        body = json.dumps({"bucket": bucket, "items": items})
+        answer = self._invoke(body.encode(), "application/json")
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if not isinstance(results, list) or len(results) != len(items):
+            raise EndpointError("model endpoint answered a batch without one result per item")
+        return results
 
 
 def _load(path: str) -> type:

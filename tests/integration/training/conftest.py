@@ -36,9 +36,17 @@ def make_tiny_ham(root: Path, lesions_per_class: int = 8, seed: int = 0) -> Path
                 Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(
                     root / "images" / f"{image_id}.jpg", quality=90
                 )
-                rows.append({"lesion_id": lesion_id, "image_id": image_id, "dx": dx,
-                             "dx_type": "histo", "age": "50.0", "sex": "male",
-                             "localization": "back"})
+                rows.append(
+                    {
+                        "lesion_id": lesion_id,
+                        "image_id": image_id,
+                        "dx": dx,
+                        "dx_type": "histo",
+                        "age": "50.0",
+                        "sex": "male",
+                        "localization": "back",
+                    }
+                )
                 n += 1
     with (root / "HAM10000_metadata.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))

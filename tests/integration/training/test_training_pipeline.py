@@ -31,7 +31,9 @@ def test_one_epoch_writes_checkpoints_log_and_split(trained_run: Path) -> None:
     assert entries[0]["val_loss"] > 0
 
 
-def test_resume_continues_from_the_checkpoint(tiny_ham: Path, trained_run: Path, tmp_path: Path) -> None:
+def test_resume_continues_from_the_checkpoint(
+    tiny_ham: Path, trained_run: Path, tmp_path: Path
+) -> None:
     import shutil
 
     run = tmp_path / "resumed"
@@ -59,10 +61,17 @@ def test_export_then_evaluate_writes_report_and_plots(
     assert loaded.gate is not None and loaded.card.ood["threshold"] is not None
     assert loaded.card.temperature > 0 and 0 <= loaded.card.threshold <= 1
     out = tmp_path / "eval"
-    report = evaluate(stem, tiny_ham, out, split_file=trained_run / "split.json", n_boot=20,
-                      write_card=True)
-    for png in ("roc_malignant.png", "roc_per_class.png", "reliability.png", "confusion_7.png",
-                "confusion_binary.png"):
+    report = evaluate(
+        stem, tiny_ham, out, split_file=trained_run / "split.json", n_boot=20, write_card=True
+    )
+    assert (trained_run / "training_curves.png").is_file()
+    for png in (
+        "roc_malignant.png",
+        "roc_per_class.png",
+        "reliability.png",
+        "confusion_7.png",
+        "confusion_binary.png",
+    ):
         assert (out / png).stat().st_size > 1000, png
     saved = json.loads((out / "report.json").read_text())
     assert saved == json.loads(json.dumps(report))

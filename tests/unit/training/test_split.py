@@ -11,7 +11,9 @@ from skinscan_training.split import PARTS, grouped_split, load_split, save_split
 
 def _records(n_lesions: int = 600, seed: int = 1) -> list[Record]:
     rng = random.Random(seed)
-    dxs = ["nv"] * 60 + ["mel"] * 12 + ["bkl"] * 11 + ["bcc"] * 5 + ["akiec"] * 3 + ["vasc"] + ["df"]
+    dxs = (
+        ["nv"] * 60 + ["mel"] * 12 + ["bkl"] * 11 + ["bcc"] * 5 + ["akiec"] * 3 + ["vasc"] + ["df"]
+    )
     out = []
     for i in range(n_lesions):
         dx = rng.choice(dxs)

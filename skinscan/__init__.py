@@ -1,0 +1,1 @@
+"""SkinScan command line and local stack."""

@@ -1,0 +1,49 @@
+"""The "unknown" gate on non-skin images (the rates need the trained model: bench/ood_check.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from skinscan_engine.engine import Engine
+from tests.engine_fixtures import REPO, engine, random_model_dir  # noqa: F401
+
+
+def _ood_check():
+    spec = importlib.util.spec_from_file_location("ood_check", REPO / "bench" / "ood_check.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def non_skin() -> dict[str, bytes]:
+    return _ood_check().non_skin_images()
+
+
+def test_non_skin_set_is_local_and_readable(non_skin: dict[str, bytes], engine: Engine) -> None:  # noqa: F811
+    assert sum(k.startswith("skimage/") for k in non_skin) >= 20  # bundled in the wheel
+    assert {"synthetic/uniform-noise", "synthetic/flat-white", "synthetic/text",
+            "synthetic/screenshot"} <= set(non_skin)
+    for name, data in non_skin.items():
+        engine.prepare(data)  # every one decodes (grey, palette, GIF, RGBA included)
+        assert data, name
+
+
+def test_gate_rejects_every_image_scored_above_threshold(
+    non_skin: dict[str, bytes], engine: Engine  # noqa: F811
+) -> None:
+    names = sorted(non_skin)[::3]  # a third of them keeps this test small
+    preds = engine.predict([non_skin[n] for n in names])
+    scores = [p.result["ood_score"] for p in preds]
+    saved = engine.ood_threshold
+    try:
+        engine.ood_threshold = min(scores) - 1e-6
+        again = engine.predict([non_skin[n] for n in names])
+    finally:
+        engine.ood_threshold = saved
+    assert all(p.result["verdict"] == "unknown" for p in again)
+    assert all(p.result["reason"].startswith("not recognised as a skin-lesion photo")
+               for p in again)

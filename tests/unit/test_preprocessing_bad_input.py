@@ -1,0 +1,86 @@
+"""Bad and awkward input: each case gets the expected answer (error code or RGB image)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skinscan_engine.engine import Engine
+from skinscan_engine.preprocessing import ImageDecodeError, decode_image
+from tests import image_samples as samples
+from tests.engine_fixtures import engine, ham_images, random_model_dir  # noqa: F401
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"", "empty"),
+        (samples.truncated_jpeg(), "corrupt"),
+        (samples.text_as_jpg(), "not_an_image"),
+        (samples.huge_png_header(), "too_many_pixels"),
+    ],
+    ids=["zero-bytes", "truncated-jpeg", "text-named-jpg", "100-megapixel-png"],
+)
+def test_unreadable_input_is_a_clear_error(data: bytes, code: str, engine: Engine) -> None:  # noqa: F811
+    with pytest.raises(ImageDecodeError) as info:
+        engine.prepare(data)
+    assert info.value.code == code
+    assert info.value.message
+
+
+def test_too_many_bytes() -> None:
+    with pytest.raises(ImageDecodeError) as info:
+        decode_image(samples.jpeg(), max_bytes=100)
+    assert info.value.code == "too_large"
+
+
+@pytest.mark.parametrize(
+    ("data", "source_mode"),
+    [
+        (samples.cmyk_jpeg(), "CMYK"),
+        (samples.png16(), "I;16"),
+        (samples.rgba_png(), "RGBA"),
+        (samples.palette_png(), "P"),
+    ],
+    ids=["cmyk", "16-bit", "rgba", "palette"],
+)
+def test_every_mode_becomes_rgb(data: bytes, source_mode: str, engine: Engine) -> None:  # noqa: F811
+    from io import BytesIO
+
+    from PIL import Image
+
+    assert Image.open(BytesIO(data)).mode.startswith(source_mode[:1])
+    img = decode_image(data)
+    assert img.mode == "RGB" and img.size == (160, 120)
+    prepared = engine.prepare(data)
+    assert prepared.pixels.shape == (96, 128, 3) and prepared.pixels.dtype == np.uint8
+    [pred] = engine.predict([data])
+    assert pred.result["verdict"] in ("benign", "malignant", "unknown")
+
+
+def test_sixteen_bit_keeps_its_range() -> None:
+    arr = np.asarray(decode_image(samples.png16()))
+    assert arr.min() == 0 and arr.max() == 255  # scaled down, not clipped to white
+
+
+def test_rgba_is_composited_on_white() -> None:
+    arr = np.asarray(decode_image(samples.rgba_png()), dtype=int)
+    original = np.asarray(samples.gradient_rgb(), dtype=int)
+    expected = (original * 128 + 255 * 127) // 255  # half-transparent over white
+    assert np.abs(arr - expected).max() <= 2
+
+
+def test_exif_orientation_is_applied() -> None:
+    data, upright = samples.exif_rotated_jpeg()
+    img = decode_image(data)
+    assert img.size == upright.size
+    diff = np.abs(np.asarray(img, dtype=int) - np.asarray(upright, dtype=int))
+    assert diff.mean() < 8  # JPEG noise only; a wrong turn would differ by ~100
+
+
+def test_predict_safe_keeps_going(engine: Engine, ham_images: list[bytes]) -> None:  # noqa: F811
+    inputs = [ham_images[0], b"", samples.text_as_jpg(), ham_images[1]]
+    out = engine.predict_safe(inputs)
+    assert [type(o).__name__ for o in out] == [
+        "Prediction", "ImageDecodeError", "ImageDecodeError", "Prediction"
+    ]
