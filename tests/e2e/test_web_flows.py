@@ -1,0 +1,343 @@
+"""The web app's flows in headless Chromium at 390x844 against a real `skinscan serve`."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("playwright.sync_api")
+from PIL import Image, ImageDraw
+from playwright.sync_api import Page, Response, Route, expect
+
+from tests.e2e.web_helpers import (
+    ACCESS_TOKEN_TTL_S,
+    TOKEN_LEEWAY_S,
+    screenshot,
+    sign_up,
+    upload,
+    wait_for_result,
+)
+from tests.engine_fixtures import shipped_model_path
+
+pytestmark = pytest.mark.browser
+
+VERDICT_LABELS = {
+    "benign": "Likely benign",
+    "malignant": "Possibly malignant",
+    "unknown": "Unknown",
+}
+
+
+def _heading(page: Page):
+    return page.get_by_role("heading", level=1)
+
+
+def _assert_heatmap_drawn(page: Page) -> None:
+    """The heatmap layer is visible, has a size, and is not blank."""
+    layer = page.locator(".heatmap-stack .heatmap-layer")
+    expect(layer).to_be_visible()
+    box = layer.bounding_box()
+    assert box and box["width"] > 200 and box["height"] > 100
+    distinct = page.evaluate(
+        """() => {
+            const c = document.querySelector('.heatmap-stack canvas.heatmap-layer');
+            if (!c) return 2;  // server overlay image fallback
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            const seen = new Set();
+            for (let i = 0; i < d.length; i += 4 * 97) seen.add(`${d[i]},${d[i + 1]},${d[i + 2]}`);
+            return seen.size;
+        }"""
+    )
+    assert distinct > 1, "the heatmap layer is a flat colour"
+
+
+def test_signed_in_flow_upload_result_history_pdf_delete(
+    page: Page, lesion_images: list[Path], tmp_path: Path
+) -> None:
+    page.goto("/")
+    expect(_heading(page)).to_have_text("Welcome to SkinScan")
+    screenshot(page, "01-sign-in")
+
+    page.get_by_role("link", name="Create an account").click()
+    expect(_heading(page)).to_have_text("Create your account")
+    screenshot(page, "02-sign-up")
+    sign_up(page)
+    screenshot(page, "03-home")
+
+    upload(page, lesion_images[0])
+    verdict = wait_for_result(page)
+    assert verdict in VERDICT_LABELS
+    assert re.search(r"#/result/[0-9a-f-]{36}$", page.url)
+    expect(page.locator("section.verdict")).to_contain_text(VERDICT_LABELS[verdict])
+    expect(page.get_by_text("This is not a diagnosis")).to_be_visible()
+    if verdict != "unknown":
+        expect(page.get_by_role("meter")).to_be_visible()
+    _assert_heatmap_drawn(page)
+    screenshot(page, "04-result", full_page=True)
+
+    # Opacity slider drives the heatmap layer; side-by-side shows photo and overlay.
+    page.get_by_label("Heatmap opacity").fill("100")
+    assert page.locator(".heatmap-stack .heatmap-layer").evaluate("e => e.style.opacity") == "1"
+    page.get_by_text("Side by side", exact=True).click()
+    expect(page.locator(".heatmap-side figure")).to_have_count(2)
+    expect(page.locator(".heatmap-side")).to_be_visible()
+    page.locator(".heatmap-side").scroll_into_view_if_needed()
+    screenshot(page, "05-result-side-by-side")
+
+    # The PDF report downloads and is a real PDF that names the verdict.
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download PDF report").click()
+    pdf_path = tmp_path / "report.pdf"
+    download_info.value.save_as(pdf_path)
+    pdf = pdf_path.read_bytes()
+    assert pdf.startswith(b"%PDF-")
+    pypdf = pytest.importorskip("pypdf")
+    text = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    assert "SkinScan report" in text and "not a diagnosis" in text
+    assert VERDICT_LABELS[verdict] in text
+
+    # History lists it with its thumbnail, verdict and date.
+    page.get_by_role("link", name="History").click()
+    expect(_heading(page)).to_have_text("Your results")
+    items = page.locator(".history-item")
+    expect(items).to_have_count(1)
+    expect(items.first).to_have_attribute("data-verdict", verdict)
+    expect(items.first.locator("time")).not_to_be_empty()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.history-item .thumb');"
+        " return i && i.complete && i.naturalWidth > 0; }"
+    )
+    screenshot(page, "06-history")
+
+    # Open it again from history (a fresh GET), then delete it there.
+    items.first.locator("a.history-link").click()
+    wait_for_result(page)
+    page.get_by_role("button", name="Delete", exact=True).click()
+    page.get_by_role("button", name="Yes, delete").click()
+    expect(_heading(page)).to_have_text("Your results")
+    expect(page.get_by_text("The result was deleted.")).to_be_visible()
+    expect(page.locator(".history-item")).to_have_count(0)
+    expect(page.get_by_text("No results yet.")).to_be_visible()
+    assert not page.errors, page.errors
+
+
+def test_account_sign_out_and_delete(page: Page, lesion_images: list[Path]) -> None:
+    email = sign_up(page)
+    upload(page, lesion_images[1])
+    wait_for_result(page)
+
+    page.get_by_role("link", name="Account").click()
+    expect(_heading(page)).to_have_text("Account")
+    expect(page.locator(".account-email")).to_have_text(email)
+    screenshot(page, "07-account")
+
+    # Sign out revokes the refresh token on the server and forgets it here.
+    token = page.evaluate("() => sessionStorage.getItem('skinscan.refresh_token')")
+    assert token
+    with page.expect_response("**/v1/auth/logout") as logout:
+        page.get_by_role("button", name="Sign out").click()
+    assert logout.value.status == 204
+    expect(page.get_by_text("You are signed out.")).to_be_visible()
+    assert page.evaluate("() => sessionStorage.getItem('skinscan.refresh_token')") is None
+    reuse = page.request.post("/v1/auth/refresh", data={"refresh_token": token})
+    assert reuse.status == 401
+
+    # Sign in again, then delete the account with everything in it.
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill("correct horse battery staple")
+    page.get_by_role("button", name="Sign in").click()
+    expect(_heading(page)).to_have_text("Check a skin spot")
+    page.goto("/#/account")
+    delete = page.get_by_role("button", name="Delete my account and all my data")
+    expect(delete).to_be_disabled()
+    page.get_by_label("I understand that everything will be deleted").check()
+    with page.expect_response("**/v1/auth/me") as gone:
+        delete.click()
+    assert gone.value.status == 204
+    expect(page.get_by_text("Your account and all its data were deleted.")).to_be_visible()
+    login = page.request.post(
+        "/v1/auth/login", data={"email": email, "password": "correct horse battery staple"}
+    )
+    assert login.status == 401
+    assert not page.errors, page.errors
+
+
+def test_guest_flow(page: Page, lesion_images: list[Path]) -> None:
+    page.goto("/")
+    page.get_by_role("button", name="Continue as guest").click()
+    expect(_heading(page)).to_have_text("Check a skin spot")
+    expect(page.get_by_role("link", name="History")).to_be_hidden()
+    expect(page.get_by_text("As a guest, your result is shown but not saved.")).to_be_visible()
+    screenshot(page, "08-guest-home")
+
+    upload(page, lesion_images[2])
+    verdict = wait_for_result(page)
+    assert page.url.endswith("#/result")
+    expect(page.locator("section.verdict")).to_contain_text(VERDICT_LABELS[verdict])
+    _assert_heatmap_drawn(page)
+    # Nothing stored: no PDF or delete for guests, and no history to reach.
+    expect(page.get_by_role("button", name="Download PDF report")).to_have_count(0)
+    expect(page.get_by_role("button", name="Delete", exact=True)).to_have_count(0)
+    expect(page.get_by_text("As a guest this result is not saved.")).to_be_visible()
+    page.goto("/#/history")
+    expect(_heading(page)).to_have_text("Welcome to SkinScan")
+    expect(page.get_by_text("Please sign in to see that page.")).to_be_visible()
+    assert not page.errors, page.errors
+
+
+def test_text_file_named_jpg_gets_a_clear_message(page: Page, tmp_path: Path) -> None:
+    fake = tmp_path / "holiday.jpg"
+    fake.write_text("These are my notes, not a photo.\n" * 20)
+    page.goto("/")
+    page.get_by_role("button", name="Continue as guest").click()
+    page.locator("#photo-file").set_input_files(str(fake))
+    page.get_by_role("button", name="Check this photo").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("This photo can't be checked")
+    expect(alert).to_contain_text("Choose a JPEG or PNG picture")
+    expect(alert.get_by_role("button", name="Try again")).to_have_count(0)
+    expect(alert.get_by_text("Choose another photo")).to_be_visible()
+    expect(page.get_by_role("button", name="Check this photo")).to_be_enabled()
+    screenshot(page, "09-error-not-a-photo")
+
+
+def test_failed_upload_is_retried_without_picking_again(
+    page: Page, lesion_images: list[Path]
+) -> None:
+    """Offline, then busy (503 + Retry-After): each says so, "Try again" resends the same photo."""
+    failures = ["offline", "busy"]
+
+    def flaky(route: Route) -> None:
+        if not failures:
+            route.continue_()
+            return
+        kind = failures.pop(0)
+        if kind == "offline":
+            route.abort("internetdisconnected")
+        else:
+            route.fulfill(
+                status=503,
+                headers={"Retry-After": "3", "Content-Type": "application/json"},
+                body=json.dumps({"error": {"code": "service_unavailable", "message": "busy"}}),
+            )
+
+    sign_up(page)
+    page.route("**/v1/predict", flaky)
+    page.locator("#photo-file").set_input_files(str(lesion_images[3]))
+    page.get_by_role("button", name="Check this photo").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("Nothing is lost")
+    expect(alert).to_contain_text("can't be reached")
+    alert.get_by_role("button", name="Try again").click()
+    expect(alert).to_contain_text("SkinScan is busy")
+    expect(alert).to_contain_text("in 3 seconds")
+    screenshot(page, "10-error-busy")
+    alert.get_by_role("button", name="Try again").click()
+    assert wait_for_result(page) in VERDICT_LABELS
+
+
+def _non_skin_photo(path: Path) -> Path:
+    """A photo that is not a skin lesion: scikit-image's coffee cup, else a drawn document."""
+    try:
+        from skimage import data
+
+        Image.fromarray(data.coffee()).save(path, quality=90)
+    except ImportError:
+        img = Image.new("RGB", (800, 600), "white")
+        draw = ImageDraw.Draw(img)
+        for y in range(40, 560, 28):
+            draw.text((40, y), "Quarterly report - revenue, costs and outlook " * 2, fill="black")
+        img.save(path, quality=90)
+    return path
+
+
+def test_non_skin_photo_renders_its_verdict_with_explanation(page: Page, tmp_path: Path) -> None:
+    """With the trained model a non-skin photo must be "unknown"; with the random test model
+    the gate may say anything, so then the check is that whatever comes is explained."""
+    photo = _non_skin_photo(tmp_path / "coffee.jpg")
+    page.goto("/")
+    page.get_by_role("button", name="Continue as guest").click()
+    upload(page, photo)
+    verdict = wait_for_result(page)
+    expect(page.locator(".verdict-explain")).not_to_be_empty()
+    expect(page.locator(".verdict-advice")).not_to_be_empty()
+    if shipped_model_path() is not None:
+        assert verdict == "unknown"
+    if verdict == "unknown":
+        expect(page.get_by_test_id("unknown-explanation")).to_be_visible()
+
+
+def _png_data_url(img: Image.Image) -> str:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def test_unknown_answer_shows_what_unknown_means(page: Page, lesion_images: list[Path]) -> None:
+    """Whatever the model: an "unknown" answer from the API renders its explanation."""
+    grey = Image.linear_gradient("L").resize((384, 288))
+    answer = {
+        "verdict": "unknown",
+        "p_malignant": 0.41,
+        "confidence": 0.35,
+        "top_class": "nv",
+        "probabilities": {"nv": 0.35, "mel": 0.3, "bkl": 0.1, "bcc": 0.08, "akiec": 0.03,
+                          "df": 0.1, "vasc": 0.04},
+        "ood_score": 0.0123,
+        "reason": "the photo is far from every skin lesion seen in training",
+        "model_version": "canned-for-test",
+        "stored": False,
+        "heatmap_url": _png_data_url(grey),
+        "overlay_url": _png_data_url(Image.merge("RGB", (grey, grey, grey))),
+    }  # fmt: skip
+    page.goto("/")
+    page.get_by_role("button", name="Continue as guest").click()
+    page.route("**/v1/predict", lambda route: route.fulfill(json=answer))
+    upload(page, lesion_images[4])
+    assert wait_for_result(page) == "unknown"
+    explanation = page.get_by_test_id("unknown-explanation")
+    expect(explanation).to_be_visible()
+    expect(explanation).to_contain_text('What "unknown" means')
+    expect(explanation).to_contain_text("far from every skin lesion seen in training")
+    expect(page.get_by_role("meter")).to_have_count(0)
+    expect(page.locator("section.verdict")).to_contain_text("not recognised as a skin lesion")
+    screenshot(page, "11-result-unknown", full_page=True)
+
+
+def test_expired_access_token_is_refreshed(page: Page, lesion_images: list[Path]) -> None:
+    """The server's access tokens live ~1 s (+5 s leeway): after that, a call gets 401, the app
+    rotates the refresh token and retries once, and the person notices nothing."""
+    sign_up(page)
+    upload(page, lesion_images[5])
+    wait_for_result(page)
+    # Only the refresh token is stored; the access token lives in memory.
+    stored = page.evaluate("() => ({...sessionStorage, ...localStorage})")
+    assert set(stored) == {"skinscan.refresh_token"}
+    time.sleep(ACCESS_TOKEN_TTL_S + TOKEN_LEEWAY_S + 1.5)
+
+    statuses: list[tuple[str, int]] = []
+
+    def record(response: Response) -> None:
+        if "/v1/" in response.url:
+            statuses.append((response.url.split("?")[0].split("/v1/", 1)[1], response.status))
+
+    page.on("response", record)
+    page.get_by_role("link", name="History").click()
+    expect(page.locator(".history-item")).to_have_count(1)
+    assert ("predictions", 401) in statuses
+    assert ("auth/refresh", 200) in statuses
+    assert ("predictions", 200) in statuses
+    assert statuses.index(("auth/refresh", 200)) < statuses.index(("predictions", 200))
+
+    # A reload drops the in-memory token: the stored refresh token signs the person back in.
+    page.reload()
+    expect(page.get_by_role("link", name="Account")).to_be_visible()
+    page.get_by_role("link", name="Account").click()
+    expect(_heading(page)).to_have_text("Account")
+    assert not page.errors, page.errors

@@ -1,0 +1,117 @@
+// The signed-in user's previous results: newest first, filter by verdict, load more, open, delete.
+
+import * as api from '../api.js';
+import { VERDICTS, errorCard, verdictBadge } from '../components.js';
+import { announce, append, formatDate, h, percent, replace } from '../dom.js';
+import { takeFlash } from '../state.js';
+import { deleteButton } from './result.js';
+
+export const title = 'History';
+export const access = 'user';
+
+const PAGE = 20;
+const THUMB_CONCURRENCY = 4;
+
+/**
+ * Thumbnails: the list answer's `image_url` when it carries one, else each item's detail,
+ * fetched a few at a time.
+ */
+function loadThumbnails(items) {
+  const jobs = items.filter(({ item, img }) => {
+    if (item.image_url) img.src = item.image_url;
+    return !item.image_url;
+  });
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) {
+      const { item: { id }, img } = jobs[next];
+      next += 1;
+      try {
+        const detail = await api.getPrediction(id);
+        const src = detail.image_url || detail.overlay_url;
+        if (src && img.isConnected) img.src = src;
+      } catch {
+        // A missing thumbnail is not worth an error message: the row still works.
+      }
+    }
+  };
+  return Promise.all(Array.from({ length: THUMB_CONCURRENCY }, worker));
+}
+
+function row(item, onDeleted) {
+  const feedback = h('div', { class: 'feedback' });
+  const img = h('img', { class: 'thumb', alt: '', width: 64, height: 48 });
+  const verdict = item.status === 'done' ? item.verdict : item.status;
+  const li = h('li', { class: 'history-item', dataset: { id: item.id, verdict: verdict || '' } },
+    h('a', { class: 'history-link', href: `#/result/${encodeURIComponent(item.id)}` },
+      img,
+      h('span', { class: 'history-text' },
+        verdictBadge(verdict, { small: true }),
+        item.verdict && item.verdict !== 'unknown' && item.p_malignant !== null
+          ? h('span', { class: 'history-p', text: `${percent(item.p_malignant)} malignancy` })
+          : null,
+        h('time', { datetime: item.created_at, text: formatDate(item.created_at) }),
+        h('span', { class: 'visually-hidden', text: ' Open result' }))),
+    deleteButton(item.id, feedback, () => {
+      li.remove();
+      onDeleted();
+    }),
+    feedback);
+  return { li, img };
+}
+
+export async function render(view, _params, { go }) {
+  const flash = takeFlash();
+  const filter = h('select', { id: 'history-filter', name: 'verdict' },
+    h('option', { value: '' }, 'All results'),
+    Object.entries(VERDICTS).map(([value, info]) => h('option', { value }, info.short)));
+  const list = h('ul', { class: 'history-list', 'aria-label': 'Your results' });
+  const status = h('div', { class: 'feedback' });
+  const more = h('button', { type: 'button', class: 'button block', hidden: true }, 'Load more');
+  let cursor = null;
+
+  const updateEmpty = () => {
+    if (list.children.length === 0) {
+      replace(status, h('div', { class: 'card empty' },
+        h('p', {}, filter.value ? 'No results with this verdict.' : 'No results yet.'),
+        h('a', { class: 'button primary', href: '#/home' }, 'Check a photo')));
+    }
+  };
+
+  async function loadPage(reset) {
+    if (reset) { list.replaceChildren(); cursor = null; }
+    more.disabled = true;
+    replace(status, h('p', { class: 'hint', role: 'status' }, 'Loading…'));
+    try {
+      const page = await api.listPredictions({ cursor, verdict: filter.value, limit: PAGE });
+      replace(status);
+      const jobs = page.items.map((item) => {
+        const { li, img } = row(item, () => { announce('Result deleted'); updateEmpty(); });
+        list.append(li);
+        return { item, img };
+      });
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+      updateEmpty();
+      loadThumbnails(jobs);
+    } catch (err) {
+      if (err.code === 'session_ended') throw err;
+      replace(status, errorCard(err, { onRetry: () => loadPage(reset) }));
+    } finally {
+      more.disabled = false;
+    }
+  }
+
+  filter.addEventListener('change', () => loadPage(true).catch(() => go('#/signin')));
+  more.addEventListener('click', () => loadPage(false).catch(() => go('#/signin')));
+
+  append(view,
+    h('h1', { text: 'Your results' }),
+    flash && h('p', { class: 'banner banner-info', role: 'status', text: flash }),
+    h('div', { class: 'toolbar' },
+      h('label', { for: 'history-filter' }, 'Show'),
+      filter,
+      h('a', { class: 'button primary', href: '#/home' }, 'New check')),
+    list, status, more);
+  await loadPage(true);
+}

@@ -1,0 +1,118 @@
+// Home: take a photo with the camera or pick one, check it. A failed upload keeps the photo so
+// "Try again" needs no new pick.
+
+import * as api from '../api.js';
+import * as auth from '../auth.js';
+import { errorCard } from '../components.js';
+import { announce, append, h, icon, replace } from '../dom.js';
+import { setLastResult, setPendingFile, state } from '../state.js';
+
+export const title = 'Check a skin spot';
+export const access = 'started';
+
+function fileSize(bytes) {
+  return bytes < 1024 * 1024 ? `${Math.max(1, Math.round(bytes / 1024))} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+export function render(view, _params, { go }) {
+  const signedIn = auth.mode() === 'user';
+  let controller = null;
+
+  const camera = h('input', {
+    type: 'file', id: 'photo-camera', accept: 'image/*', capture: 'environment', class: 'visually-hidden',
+  });
+  const picker = h('input', { type: 'file', id: 'photo-file', accept: 'image/*', class: 'visually-hidden' });
+  const preview = h('div', { class: 'preview', 'aria-live': 'polite' });
+  const feedback = h('div', { class: 'feedback' });
+  const checkButton = h('button', { type: 'button', class: 'button primary block', id: 'check-photo', disabled: true },
+    'Check this photo');
+
+  function showPreview() {
+    const file = state.pendingFile;
+    if (!file) {
+      replace(preview, h('p', { class: 'hint' }, 'No photo chosen yet.'));
+      checkButton.disabled = true;
+      return;
+    }
+    replace(preview,
+      h('img', { src: state.pendingUrl, alt: 'The photo you chose', class: 'preview-img' }),
+      h('p', { class: 'hint' }, `${file.name || 'Photo'} · ${fileSize(file.size)}`));
+    checkButton.disabled = false;
+  }
+
+  function onPicked(event) {
+    const file = event.target.files?.[0];
+    event.target.value = ''; // picking the same file again must fire `change` again
+    if (!file) return;
+    setPendingFile(file);
+    replace(feedback);
+    showPreview();
+    announce('Photo chosen. Press "Check this photo" to get a result.');
+    checkButton.focus();
+  }
+  camera.addEventListener('change', onPicked);
+  picker.addEventListener('change', onPicked);
+
+  async function check() {
+    if (!state.pendingFile) return;
+    controller = new AbortController();
+    checkButton.disabled = true;
+    view.setAttribute('aria-busy', 'true');
+    replace(feedback, h('p', { class: 'progress', role: 'status' },
+      h('span', { class: 'spinner', 'aria-hidden': 'true' }), 'Checking your photo…'));
+    try {
+      const result = await api.predict(state.pendingFile, { signal: controller.signal });
+      setLastResult(result);
+      announce('Result ready');
+      go(result.id && signedIn ? `#/result/${encodeURIComponent(result.id)}` : '#/result');
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      if (err.code === 'session_ended') throw err;
+      replace(feedback, errorCard(err, {
+        onRetry: check,
+        extra: [h('button', { type: 'button', class: 'button', onclick: () => picker.click() }, 'Choose another photo')],
+      }));
+      checkButton.disabled = false;
+      feedback.querySelector('h2')?.setAttribute('tabindex', '-1');
+      feedback.querySelector('h2')?.focus();
+    } finally {
+      view.removeAttribute('aria-busy');
+    }
+  }
+  checkButton.addEventListener('click', () => check().catch((err) => {
+    if (err.code === 'session_ended') {
+      state.flash = err.message;
+      go('#/signin');
+    }
+  }));
+
+  append(view,
+    h('h1', { text: 'Check a skin spot' }),
+    h('p', { class: 'lead' }, 'Take a close, sharp photo of one spot in good light, with the spot in the middle.'),
+    h('section', { class: 'card', 'aria-label': 'Choose a photo' },
+      h('div', { class: 'pick' },
+        camera,
+        h('label', { for: 'photo-camera', class: 'button primary pick-button' },
+          icon('camera'), 'Take a photo'),
+        picker,
+        h('label', { for: 'photo-file', class: 'button pick-button' },
+          icon('image'), 'Choose a file')),
+      preview,
+      checkButton,
+      feedback),
+    signedIn
+      ? h('p', { class: 'center' }, h('a', { href: '#/history' }, 'See your previous results'))
+      : h('p', { class: 'banner banner-info' },
+        'As a guest, your result is shown but not saved. ',
+        h('a', { href: '#/signup' }, 'Create an account'), ' or ', h('a', { href: '#/signin' }, 'sign in'),
+        ' to keep a private history.'),
+    h('details', { class: 'card tips' },
+      h('summary', {}, 'Tips for a good photo'),
+      h('ul', {},
+        h('li', {}, 'Fill most of the frame with the spot; keep the camera parallel to the skin.'),
+        h('li', {}, 'Use daylight or bright, even light; avoid flash glare and shadows.'),
+        h('li', {}, 'Hold still until the photo is sharp. One spot per photo.'))));
+
+  showPreview();
+  return () => controller?.abort();
+}
