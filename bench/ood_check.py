@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument("--val-images", type=int, default=500)
     parser.add_argument("--split", default=str(REPO / "runs" / "r128" / "split.json"))
     parser.add_argument("--verbose", action="store_true", help="one line per non-skin image")
+    parser.add_argument("--json", help="also write the figures (and the misses) to this file")
     args = parser.parse_args()
 
     engine = Engine.from_path(model_path(args.model), EngineConfig())
@@ -120,6 +121,19 @@ def main() -> None:
           f"({val_rejected / len(val):.1%})")
     print(f"non_skin_reject_rate={rejected / len(results):.3f} "
           f"in_dist_reject_rate={val_rejected / len(val):.3f}")
+    if args.json:
+        missed = [n for n, r in results.items()
+                  if not hasattr(r, "result") or r.result["verdict"] != "unknown"]
+        summary = (
+            f"{rejected} of {len(results)} non-skin images (scikit-image's bundled photos and "
+            f"synthetic noise, flat colours, text, screenshots) are answered \"unknown\", "
+            f"against {val_rejected} of {len(val)} HAM10000 validation images "
+            f"({val_rejected / len(val):.1%}). Missed: {', '.join(missed) or 'none'}."
+        )
+        Path(args.json).write_text(json.dumps({
+            "non_skin_rejected": rejected, "non_skin_total": len(results),
+            "in_distribution_rejected": val_rejected, "in_distribution_total": len(val),
+            "missed": missed, "summary": summary}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -243,11 +243,11 @@ def test_failed_upload_is_retried_without_picking_again(
 
 
 def _non_skin_photo(path: Path) -> Path:
-    """A photo that is not a skin lesion: scikit-image's coffee cup, else a drawn document."""
+    """A photo that is not a skin lesion: scikit-image's astronaut portrait, else a document."""
     try:
         from skimage import data
 
-        Image.fromarray(data.coffee()).save(path, quality=90)
+        Image.fromarray(data.astronaut()).save(path, quality=90)
     except ImportError:
         img = Image.new("RGB", (800, 600), "white")
         draw = ImageDraw.Draw(img)
@@ -260,7 +260,7 @@ def _non_skin_photo(path: Path) -> Path:
 def test_non_skin_photo_renders_its_verdict_with_explanation(page: Page, tmp_path: Path) -> None:
     """With the trained model a non-skin photo must be "unknown"; with the random test model
     the gate may say anything, so then the check is that whatever comes is explained."""
-    photo = _non_skin_photo(tmp_path / "coffee.jpg")
+    photo = _non_skin_photo(tmp_path / "portrait.jpg")
     page.goto("/")
     page.get_by_role("button", name="Continue as guest").click()
     upload(page, photo)

@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--write-card", action="store_true", help="store the measured figures in the model card"
     )
+    parser.add_argument("--doc", help="also render the Markdown model card to this path")
+    parser.add_argument("--ood-report", help="JSON from bench/ood_check.py --json to cite in --doc")
 
 
 def run(args: argparse.Namespace) -> int:
