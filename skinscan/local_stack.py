@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from skinscan import webapp
+from skinscan.local_events import dispatch_upload
 from skinscan_common.api import install_middleware
 from skinscan_common.config import Settings, get_settings
 from skinscan_common.db import get_engine, migrate
@@ -35,6 +36,7 @@ FUNCTION_ROUTERS: list[str] = [
     "functions.auth.app",
     "functions.history.app",
     "functions.predict.app",
+    "functions.uploads.app",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -137,7 +139,7 @@ def create_app(settings: Settings | None = None, *, apply_migrations: bool = Tru
         description="Skin-lesion triage: every Lambda function of SkinScan in one app.",
     )
     app.state.settings = settings
-    app.state.upload_listeners: list[UploadListener] = []
+    app.state.upload_listeners: list[UploadListener] = [dispatch_upload]
     app.state.functions = []
     app.dependency_overrides[settings_dep] = lambda: settings
     app.include_router(_local_routes(app))

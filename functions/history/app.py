@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from mangum import Mangum
 
 from skinscan_common.api import create_function_app
-from skinscan_common.deps import CurrentUser, DbSession, SettingsDep, Store
+from skinscan_common.deps import CurrentUser, DbSession, OptionalUser, SettingsDep, Store
+from skinscan_common.errors import UnauthorizedError
 from skinscan_common.schemas import ErrorBody, PredictionPage, PredictionView
 from skinscan_common.services import predictions, report_pdf
 
@@ -37,13 +38,25 @@ def list_predictions(
 @router.get("/{prediction_id}", response_model=PredictionView)
 def get_prediction(
     prediction_id: uuid.UUID,
-    user: CurrentUser,
+    user: OptionalUser,
     session: DbSession,
     store: Store,
     settings: SettingsDep,
+    x_capability_token: Annotated[str | None, Header(max_length=128)] = None,
+    token: Annotated[str | None, Query(max_length=128)] = None,
 ) -> PredictionView:
-    """One prediction with short-lived URLs for the photo, heatmap and overlay."""
-    row = predictions.get_owned(session, user.id, prediction_id)
+    """One prediction with short-lived URLs for the photo, heatmap and overlay.
+
+    Guests read their upload's prediction with the capability token ``POST /v1/uploads`` gave
+    them (header ``X-Capability-Token``, or ``?token=``); the id alone reveals nothing.
+    """
+    guest_token = x_capability_token or token
+    if guest_token:
+        row = predictions.get_for_guest(session, prediction_id, guest_token)
+    elif user is not None:
+        row = predictions.get_owned(session, user.id, prediction_id)
+    else:
+        raise UnauthorizedError("missing bearer or capability token", code="not_authenticated")
     return predictions.view(row, store, settings.url_ttl_s)
 
 

@@ -47,3 +47,28 @@ def test_gate_rejects_every_image_scored_above_threshold(
     assert all(p.result["verdict"] == "unknown" for p in again)
     assert all(p.result["reason"].startswith("not recognised as a skin-lesion photo")
                for p in again)
+
+
+def test_gate_reuses_projected_means_until_its_tensors_change() -> None:
+    import torch
+
+    from skinscan_engine.ood import MahalanobisGate
+
+    torch.manual_seed(0)
+    gate = MahalanobisGate.fit(torch.randn(40, 8), torch.arange(40) % 3, 3)
+    feats = torch.randn(5, 8)
+
+    def reference(g: MahalanobisGate) -> torch.Tensor:
+        f = feats / feats.norm(dim=1, keepdim=True)
+        d2 = torch.cdist(f @ g.whitener, g.means @ g.whitener).square()
+        return d2.min(dim=1).values / f.shape[1]
+
+    with torch.inference_mode():  # first use under inference mode, as in the engine
+        first = gate.score(feats)
+    assert gate.projected_means() is gate.projected_means()  # computed once
+    assert not gate.projected_means().is_inference()
+    torch.testing.assert_close(first, reference(gate), rtol=0, atol=0)
+    torch.testing.assert_close(gate.score(feats), first, rtol=0, atol=0)  # outside it too
+    gate.whitener = gate.whitener * 2  # replaced (as when moved to a device): recomputed
+    torch.testing.assert_close(gate.score(feats), reference(gate), rtol=0, atol=0)
+    torch.testing.assert_close(gate.score(feats), first * 4, rtol=1e-5, atol=0)

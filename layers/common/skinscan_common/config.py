@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     model_path: Path = Path("models")
     device: str = "cpu"
 
+    # Uploads and batch jobs (S3 events, SQS chunks; infra/template.yaml sets the queue).
+    upload_claim_s: int = 120  # an upload event's claim outlives on_upload's 90 s timeout
+    batch_queue_url: str = ""  # SQS chunk queue (batch_start sends, batch_worker receives)
+    batch_chunk_size: int = Field(default=256, ge=1, le=10_000)  # images per chunk message
+    batch_invoke_size: int = Field(default=64, ge=1, le=256)  # object keys per endpoint call
+    batch_max_receives: int = 3  # the chunk queue's maxReceiveCount: the last try fails items
+
     # Local stack.
     host: str = "127.0.0.1"
     port: int = 8000

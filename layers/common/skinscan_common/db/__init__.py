@@ -9,13 +9,26 @@ from skinscan_common.db.engine import (
     session_scope,
 )
 from skinscan_common.db.migrate import alembic_config, migrate
-from skinscan_common.db.models import Base, LoginAttempt, Prediction, RefreshToken, User, utcnow
+from skinscan_common.db.models import (
+    Base,
+    BatchItem,
+    BatchJob,
+    LoginAttempt,
+    Prediction,
+    RefreshToken,
+    UploadEvent,
+    User,
+    utcnow,
+)
 
 __all__ = [
     "Base",
+    "BatchItem",
+    "BatchJob",
     "LoginAttempt",
     "Prediction",
     "RefreshToken",
+    "UploadEvent",
     "User",
     "alembic_config",
     "create_db_engine",

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models: users, refresh tokens and predictions."""
+"""SQLAlchemy 2 models: users, refresh tokens, predictions, upload events, batch jobs."""
 
 from __future__ import annotations
 
@@ -113,3 +113,87 @@ class Prediction(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+EVENT_STATUSES = ("processing", "done", "failed")
+JOB_STATUSES = ("running", "finalizing", "done")
+ITEM_STATUSES = ("pending", "done", "rejected", "failed")
+
+
+class UploadEvent(Base):
+    """One S3 ``ObjectCreated`` event, claimed before scoring so duplicates score once.
+
+    Keyed on (bucket, key, ETag). ``owner`` is the invocation holding the claim until
+    ``leased_until``; a failed or expired claim may be taken over by a retry or a re-drive.
+    """
+
+    __tablename__ = "upload_events"
+    __table_args__ = (CheckConstraint(f"status IN {EVENT_STATUSES!r}", name="status"),)
+
+    bucket: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    etag: Mapped[str] = mapped_column(String(128), primary_key=True)
+    prediction_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("predictions.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="processing")
+    owner: Mapped[str | None] = mapped_column(String(128))
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class BatchJob(Base):
+    """A batch job started by ``batch/{job}/manifest.csv``, with its progress."""
+
+    __tablename__ = "batch_jobs"
+    __table_args__ = (CheckConstraint(f"status IN {JOB_STATUSES!r}", name="status"),)
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    manifest_key: Mapped[str] = mapped_column(String(1024))
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    chunk_size: Mapped[int] = mapped_column(Integer)
+    chunks_total: Mapped[int] = mapped_column(Integer, default=0)
+    chunks_done: Mapped[int] = mapped_column(Integer, default=0)
+    results_key: Mapped[str | None] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class BatchItem(Base):
+    """One image of a batch job: ``pending`` until scored (``done``), refused as input
+    (``rejected``, final) or lost to an endpoint failure (``failed``, scored again on a re-run).
+    """
+
+    __tablename__ = "batch_items"
+    __table_args__ = (
+        CheckConstraint(f"status IN {ITEM_STATUSES!r}", name="status"),
+        UniqueConstraint("job_id", "key", name="uq_batch_items_job_id_key"),
+        Index("ix_batch_items_job_chunk", "job_id", "chunk"),
+    )
+
+    job_id: Mapped[str] = mapped_column(
+        String(200), ForeignKey("batch_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(1024))
+    chunk: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    verdict: Mapped[str | None] = mapped_column(String(16))
+    p_malignant: Mapped[float | None] = mapped_column(Float)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    top_class: Mapped[str | None] = mapped_column(String(64))
+    ood_score: Mapped[float | None] = mapped_column(Float)
+    model_version: Mapped[str | None] = mapped_column(String(128))
+    error: Mapped[str | None] = mapped_column(Text)
+    heatmap_key: Mapped[str | None] = mapped_column(String(1024))
+    overlay_key: Mapped[str | None] = mapped_column(String(1024))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -1,0 +1,1 @@
+"""SQS chunk -> scored through the endpoint; the last chunk writes results.csv."""

@@ -1,0 +1,1 @@
+"""Presigned direct uploads: POST /v1/uploads."""

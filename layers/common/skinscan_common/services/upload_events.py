@@ -1,0 +1,188 @@
+"""Scoring an uploaded photo once per S3 object version: the work behind ``functions/on_upload``.
+
+Each event is claimed in ``upload_events`` under (bucket, key, ETag) before the endpoint is
+called, so duplicate deliveries score once, also when they arrive at the same time. The endpoint
+(the SageMaker container, or the in-process engine locally) writes the heatmaps and completes
+the prediction row itself. What happens when something goes wrong:
+
+* the photo is refused for what it is (too large, not an image: the endpoint answers 4xx) ->
+  the prediction is ``failed`` with that reason; nothing to retry;
+* the endpoint fails (5xx, throttled, unreachable, the database down while it completes the
+  row) -> the prediction is ``failed`` with the reason, the claim is released and the error
+  raised, so the asynchronous invocation retries and then lands in the dead-letter queue; the
+  upload stays in the bucket and a retry or re-drive scores it again (``failed`` rows may be
+  scored again; ``done`` rows are answered as they are);
+* another invocation holds a live claim -> :class:`ScoringInFlightError`, so this delivery is
+  retried later instead of being dropped (it then finds the event ``done``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from skinscan_common.db.engine import session_scope
+from skinscan_common.db.models import Prediction, UploadEvent, utcnow
+from skinscan_common.endpoint import EndpointClient, EndpointError
+from skinscan_common.errors import AppError
+from skinscan_common.observability import logger
+from skinscan_common.s3events import S3Object
+from skinscan_common.services import predictions
+from skinscan_common.services.uploads import prediction_id_of
+
+Outcome = Literal["scored", "duplicate", "ignored", "rejected"]
+
+
+class ScoringInFlightError(RuntimeError):
+    """Another invocation is scoring this object right now; retry this delivery later."""
+
+
+@dataclass
+class UploadContext:
+    """What scoring an upload needs; ``invocation_id`` owns the claim (Lambda request id)."""
+
+    db: Engine
+    endpoint: EndpointClient
+    max_bytes: int
+    claim_s: int
+    invocation_id: str
+
+
+def _pk(obj: S3Object) -> tuple[object, ...]:
+    return (
+        UploadEvent.bucket == obj.bucket,
+        UploadEvent.key == obj.key,
+        UploadEvent.etag == obj.etag,
+    )
+
+
+def _claim(ctx: UploadContext, obj: S3Object, prediction_id: uuid.UUID) -> str:
+    """``claimed``, ``done`` (scored before), ``in_flight`` (someone else) or ``gone``."""
+    now = utcnow()
+    until = now + timedelta(seconds=ctx.claim_s)
+    try:
+        with session_scope(ctx.db) as session:
+            session.add(
+                UploadEvent(
+                    bucket=obj.bucket,
+                    key=obj.key,
+                    etag=obj.etag,
+                    prediction_id=prediction_id,
+                    status="processing",
+                    owner=ctx.invocation_id,
+                    leased_until=until,
+                    attempts=1,
+                )
+            )
+        return "claimed"
+    except IntegrityError:
+        pass  # seen before (or the prediction vanished): take it over if that is allowed
+    with session_scope(ctx.db) as session:
+        taken = session.execute(
+            update(UploadEvent)
+            .where(
+                *_pk(obj),
+                UploadEvent.status != "done",
+                or_(
+                    UploadEvent.status == "failed",
+                    UploadEvent.leased_until < now,
+                    UploadEvent.owner == ctx.invocation_id,
+                ),
+            )
+            .values(
+                status="processing",
+                owner=ctx.invocation_id,
+                leased_until=until,
+                attempts=UploadEvent.attempts + 1,
+                updated_at=now,
+            )
+        ).rowcount
+        if taken:
+            return "claimed"
+        status = session.scalar(select(UploadEvent.status).where(*_pk(obj)))
+    return {"done": "done", None: "gone"}.get(status, "in_flight")
+
+
+def _finish(
+    ctx: UploadContext,
+    obj: S3Object,
+    status: str,
+    error: str | None = None,
+    failure: str | None = None,
+) -> None:
+    """Close the claim; ``failure`` also marks the prediction failed with that reason."""
+    with session_scope(ctx.db) as session:
+        event = session.get(UploadEvent, (obj.bucket, obj.key, obj.etag))
+        if event is not None:
+            event.status, event.error, event.owner, event.leased_until = status, error, None, None
+        row = session.get(Prediction, event.prediction_id) if event is not None else None
+        if row is not None and failure is not None and row.status != "done":
+            predictions.record_failure(row, failure)
+        if row is not None and status == "done" and row.status == "done":
+            row.source_etag = obj.etag
+
+
+def _release_quietly(ctx: UploadContext, obj: S3Object, error: str) -> None:
+    try:
+        _finish(ctx, obj, "failed", error)
+    except Exception:  # the database may be the thing that is down; the claim then expires
+        logger.exception("could not release the upload claim", extra={"key": obj.key})
+
+
+def _refusal(row: Prediction, obj: S3Object, max_bytes: int) -> str | None:
+    if row.status == "done":
+        return None
+    if obj.size > max_bytes:
+        return f"the photo is {obj.size} bytes; the limit is {max_bytes} bytes (10 MB)"
+    if obj.size == 0:
+        return "the uploaded file is empty"
+    return None
+
+
+def handle_upload(obj: S3Object, ctx: UploadContext) -> Outcome:
+    """Score one uploaded object at most once; see the module docstring for failures."""
+    prediction_id = prediction_id_of(obj.key)
+    log = {"key": obj.key, "etag": obj.etag, "bucket": obj.bucket}
+    if prediction_id is None:
+        logger.warning("not an upload key, ignored", extra=log)
+        return "ignored"
+    with session_scope(ctx.db) as session:
+        row = session.get(Prediction, prediction_id)
+        if row is None or row.image_key != obj.key:
+            logger.warning("no prediction for this upload, ignored", extra=log)
+            return "ignored"
+        refusal = _refusal(row, obj, ctx.max_bytes)
+    claim = _claim(ctx, obj, prediction_id)
+    if claim in ("done", "gone"):
+        logger.info("duplicate upload event, already handled", extra=log)
+        return "duplicate" if claim == "done" else "ignored"
+    if claim == "in_flight":
+        raise ScoringInFlightError(f"{obj.key} ({obj.etag}) is being scored by another invocation")
+    if refusal is not None:
+        _finish(ctx, obj, "done", refusal, failure=refusal)
+        logger.info("upload refused", extra={**log, "reason": refusal})
+        return "rejected"
+    try:
+        ctx.endpoint.score_object(obj.bucket, obj.key, str(prediction_id))
+    except (EndpointError, AppError) as exc:
+        reason = exc.message if isinstance(exc, AppError) else str(exc)
+        permanent = exc.status_code < 500 if isinstance(exc, AppError) else exc.permanent
+        _finish(ctx, obj, "failed", reason, failure=reason)
+        if permanent:
+            logger.info("upload refused by the model", extra={**log, "reason": reason})
+            return "rejected"
+        logger.error(
+            "scoring failed; the invocation will be retried", extra={**log, "reason": reason}
+        )
+        raise
+    except BaseException as exc:
+        _release_quietly(ctx, obj, f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    _finish(ctx, obj, "done")
+    logger.info("upload scored", extra=log)
+    return "scored"

@@ -1,0 +1,85 @@
+"""Direct uploads: a pending prediction and a presigned POST for ``uploads/{owner}/{id}``.
+
+The client uploads the photo straight to the bucket; the ``ObjectCreated`` event then scores it
+(``services.upload_events``). Guests get a capability token (random, stored hashed) to read the
+one prediction; the prediction id alone never reveals a guest's result.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from skinscan_common.db.models import Prediction
+from skinscan_common.errors import AppError
+from skinscan_common.security.tokens import new_opaque_token
+from skinscan_common.services import predictions
+from skinscan_common.services.scoring import IMAGE_TYPES
+from skinscan_common.storage import GUEST, ObjectStore, PresignedPost, image_key
+
+UPLOAD_PREFIX = "uploads/"
+
+
+@dataclass
+class UploadTicket:
+    """What ``POST /v1/uploads`` hands out."""
+
+    prediction: Prediction
+    post: PresignedPost
+    content_types: list[str]
+    max_bytes: int
+    guest_token: str | None
+
+
+def accepted_types(content_type: str | None) -> list[str]:
+    """The content types the upload form allows; 415 for anything but JPEG or PNG."""
+    if content_type is None:
+        return list(IMAGE_TYPES)
+    wanted = content_type.split(";")[0].strip().lower()
+    if wanted not in IMAGE_TYPES:
+        raise AppError(
+            f"content type {content_type!r} is not accepted: upload image/jpeg or image/png",
+            code="unsupported_media_type",
+            status_code=415,
+        )
+    return [wanted]
+
+
+def create_upload(
+    session: Session,
+    store: ObjectStore,
+    *,
+    owner_id: uuid.UUID | None,
+    content_type: str | None,
+    max_bytes: int,
+    expires_s: int,
+) -> UploadTicket:
+    """A pending prediction and the form that uploads its photo (at most ``max_bytes``)."""
+    types = accepted_types(content_type)
+    prediction_id = uuid.uuid4()
+    guest_token = None if owner_id else new_opaque_token()
+    key = image_key(prediction_id, owner_id)
+    row = predictions.create_pending(
+        session,
+        image_key=key,
+        owner_id=owner_id,
+        guest_token=guest_token,
+        prediction_id=prediction_id,
+    )
+    post = store.presign_post(key, types, max_bytes=max_bytes, expires=expires_s)
+    return UploadTicket(row, post, types, max_bytes, guest_token)
+
+
+def prediction_id_of(key: str) -> uuid.UUID | None:
+    """The prediction an ``uploads/{owner}/{prediction_id}[.ext]`` key belongs to, else None."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] + "/" != UPLOAD_PREFIX or not parts[1]:
+        return None
+    try:
+        owner = parts[1] if parts[1] == GUEST else str(uuid.UUID(parts[1]))
+        prediction_id = uuid.UUID(parts[2].split(".", 1)[0])
+    except ValueError:
+        return None
+    return prediction_id if owner == parts[1] else None

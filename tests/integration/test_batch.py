@@ -1,0 +1,332 @@
+"""Batch jobs: manifests, chunks, re-runs (both databases), and the cloud job end to end.
+
+The cloud test runs ``batch_start`` and ``batch_worker`` on a moto S3 and SQS over HTTP with
+PostgreSQL, the endpoint answered by the real container app (see ``tests.cloud_fixtures``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from functions.batch_start import app as batch_start_fn
+from functions.batch_worker import app as batch_worker_fn
+from skinscan.commands.invoke import LambdaContext
+from skinscan.commands.predict import COLUMNS
+from skinscan_common.config import Settings, get_settings
+from skinscan_common.db import BatchItem, BatchJob, get_engine, session_factory, session_scope
+from skinscan_common.services import batch
+from tests.cloud_fixtures import (  # noqa: F401  (fixtures)
+    Cloud,
+    cloud_fixture,
+    engine,
+    ham_images,
+    moto_url_fixture,
+    random_model_dir,
+)
+from tests.engine_fixtures import ham_fixture_paths, shared_ham_paths
+from tests.support.aws import s3_event_for
+
+
+class DictBlobs:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes:
+        return self.objects[key]
+
+    def put(self, key: str, data: bytes, content_type: str = "") -> None:
+        self.objects[key] = data
+
+
+def _answer(item: dict[str, str]) -> dict[str, Any]:
+    if "bad" in item["key"]:
+        return {"key": item["key"], "status": "rejected", "error": "not an image"}
+    return {
+        "key": item["key"],
+        "status": "done",
+        "verdict": "benign",
+        "p_malignant": 0.1,
+        "confidence": 0.9,
+        "top_class": "nv",
+        "ood_score": 1.0,
+        "model_version": "t",
+    }
+
+
+def _rows(data: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(data.decode())))
+
+
+# -- manifests and messages ----------------------------------------------------------------------
+
+
+def test_result_columns_are_those_of_predict_csv() -> None:
+    assert batch.RESULT_COLUMNS == COLUMNS
+
+
+def test_parse_manifest() -> None:
+    data = b"\xef\xbb\xbfkey\nimages/a.jpg\n\n# a comment\nimages/b.jpg,extra\nimages/a.jpg\n"
+    assert batch.parse_manifest(data) == ["images/a.jpg", "images/b.jpg"]
+    with pytest.raises(batch.BatchError, match="no object keys"):
+        batch.parse_manifest(b"\n# nothing\n")
+    with pytest.raises(batch.BatchError, match="UTF-8"):
+        batch.parse_manifest(b"\xff\xfe\x00")
+
+
+def test_job_of_manifest_and_messages() -> None:
+    assert batch.job_of_manifest("batch/job-1/manifest.csv") == "job-1"
+    assert batch.job_of_manifest("batch/2026/run.3/manifest.csv") == "2026/run.3"
+    for key in (
+        "batch/manifest.csv",
+        "batch//manifest.csv",
+        "batch/a b/manifest.csv",
+        "uploads/x/manifest.csv",
+        "batch/../manifest.csv",
+    ):
+        with pytest.raises(batch.BatchError):
+            batch.job_of_manifest(key)
+    message = batch.ChunkMessage("job-1", 3)
+    assert batch.ChunkMessage.from_json(message.to_json()) == message
+    for body in ("", "{}", '{"job_id": "x", "chunk": -1}', '{"job_id": "../x", "chunk": 1}'):
+        with pytest.raises(batch.BatchError):
+            batch.ChunkMessage.from_json(body)
+
+
+# -- jobs on both databases ----------------------------------------------------------------------
+
+
+def _run_all(
+    settings: Settings, chunks: Sequence[batch.ChunkMessage], out: DictBlobs, calls: list[str]
+) -> None:
+    def score(items: list[dict[str, str]]) -> list[dict[str, Any]]:
+        calls.extend(item["key"] for item in items)
+        return [_answer(item) for item in items]
+
+    layout = batch.JobLayout.for_bucket("job")
+    for message in chunks:
+        batch.run_chunk(
+            get_engine(settings.database_url),
+            message,
+            score=score,
+            out=out,
+            layout=layout,
+            invoke_size=2,
+            last_try=False,
+        )
+
+
+def test_job_reruns_skip_what_is_scored(settings: Settings) -> None:
+    db = get_engine(settings.database_url)
+    keys = ["../escape.jpg"] + [f"images/{i}.jpg" for i in range(7)] + ["images/bad.jpg"]
+    with session_scope(db) as session:
+        chunks = batch.start_job(session, "job", "batch/job/manifest.csv", keys, 4)
+    assert [c.chunk for c in chunks] == [0, 1, 2]
+    out, calls = DictBlobs(), []
+    _run_all(settings, chunks[:2], out, calls)
+    assert len(calls) == 7 and "batch/job/results.csv" not in out.objects
+    with session_scope(db) as session:  # the same manifest again: only chunk 2 is left
+        again = batch.start_job(session, "job", "batch/job/manifest.csv", keys, 4)
+    assert [c.chunk for c in again] == [2]
+    _run_all(settings, again + chunks[:1], out, calls)  # plus a duplicate delivery of chunk 0
+    assert sorted(calls) == sorted(k for k in keys if k != "../escape.jpg")
+    rows = _rows(out.objects["batch/job/results.csv"])
+    assert [r["image"] for r in rows] == keys
+    assert rows[0]["verdict"] == "error" and "invalid object key" in rows[0]["error"]
+    assert rows[8]["verdict"] == "error" and rows[8]["error"] == "not an image"
+    assert _rows(out.objects["batch/job/chunks/000002.csv"])[0]["image"] == "images/bad.jpg"
+    with session_scope(db) as session:
+        job = session.get(BatchJob, "job")
+        assert job is not None
+        assert (job.status, job.total, job.done, job.failed) == ("done", 9, 7, 2)
+        assert (job.chunks_total, job.chunks_done) == (3, 3)
+        # A changed manifest keeps the results of the keys it still lists.
+        changed = batch.start_job(
+            session, "job", "batch/job/manifest.csv", [*keys[:4], "images/new.jpg"], 4
+        )
+    _run_all(settings, changed, out, calls)
+    assert calls[-1:] == ["images/new.jpg"] and len(calls) == 9
+    assert len(_rows(out.objects["batch/job/results.csv"])) == 5
+
+
+def test_last_try_fails_the_items_and_a_rerun_scores_them(settings: Settings) -> None:
+    db = get_engine(settings.database_url)
+    keys = [f"images/{i}.jpg" for i in range(3)]
+    with session_scope(db) as session:
+        (chunk,) = batch.start_job(session, "job", "batch/job/manifest.csv", keys, 4)
+    out = DictBlobs()
+    layout = batch.JobLayout.for_bucket("job")
+
+    def down(_items: list[dict[str, str]]) -> list[dict[str, Any]]:
+        raise RuntimeError("endpoint unavailable")
+
+    for last_try in (False, True):
+        with pytest.raises(RuntimeError):
+            batch.run_chunk(
+                db, chunk, score=down, out=out, layout=layout, invoke_size=2, last_try=last_try
+            )
+    rows = _rows(out.objects["batch/job/results.csv"])  # the job completed, with the errors
+    assert all("endpoint unavailable" in r["error"] for r in rows)
+    with session_scope(db) as session:
+        assert {i.status for i in session.scalars(select(BatchItem))} == {"failed"}
+        rerun = batch.start_job(session, "job", "batch/job/manifest.csv", keys, 4)
+    _run_all(settings, rerun, out, [])
+    assert {r["verdict"] for r in _rows(out.objects["batch/job/results.csv"])} == {"benign"}
+
+
+# -- the cloud job ---------------------------------------------------------------------------------
+
+
+def _images(count: int) -> list[tuple[str, bytes]]:
+    """Real HAM10000 photos: distinct shared ones, else the fixtures under distinct names."""
+    shared = shared_ham_paths(count)
+    if len(shared) >= count:
+        return [(f"images/{p.name}", p.read_bytes()) for p in shared]
+    fixtures = ham_fixture_paths()
+    return [
+        (
+            f"images/{i:03d}-{fixtures[i % len(fixtures)].name}",
+            fixtures[i % len(fixtures)].read_bytes(),
+        )
+        for i in range(count)
+    ]
+
+
+def _receive_all(cloud: Cloud) -> list[dict[str, Any]]:
+    sqs, messages = cloud.sqs(), []
+    while True:
+        got = sqs.receive_message(
+            QueueUrl=cloud.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+        ).get("Messages", [])
+        if not got:
+            return messages
+        messages += got
+
+
+def _sqs_event(message: dict[str, Any]) -> dict[str, Any]:
+    """The event Lambda's SQS poller sends for one message."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": message.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:chunks",
+                "awsRegion": "eu-west-1",
+            }
+        ]
+    }
+
+
+def _work(cloud: Cloud, message: dict[str, Any], delete: bool = True) -> list[dict[str, str]]:
+    """Run the worker on one message; delete it unless reported failed (as Lambda does)."""
+    context = LambdaContext("skinscan-batch-worker")
+    failures = batch_worker_fn.handler(_sqs_event(message), context)["batchItemFailures"]
+    if delete and not failures:
+        cloud.sqs().delete_message(QueueUrl=cloud.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return failures
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_cloud_batch_job_of_real_images_interrupted_and_resumed(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SKINSCAN_BATCH_CHUNK_SIZE", "8")
+    monkeypatch.setenv("SKINSCAN_BATCH_INVOKE_SIZE", "4")
+    get_settings.cache_clear()
+    s3 = cloud.s3()
+    images = _images(56)
+    for key, data in images:
+        s3.put_object(Bucket=cloud.bucket, Key=key, Body=data, ContentType="image/jpeg")
+    s3.put_object(Bucket=cloud.bucket, Key="images/notes.jpg", Body=b"not a photo")
+    keys = [key for key, _ in images] + ["images/notes.jpg", "images/missing.jpg"]
+    manifest = ("key\n" + "\n".join(keys) + "\n").encode()
+    s3.put_object(Bucket=cloud.bucket, Key="batch/job-1/manifest.csv", Body=manifest)
+    start_event = s3_event_for(cloud.moto, cloud.bucket, "batch/job-1/manifest.csv")
+    context = LambdaContext("skinscan-batch-start")
+
+    assert batch_start_fn.handler(start_event, context) == {"jobs": {"job-1": 8}}
+    messages = sorted(
+        _receive_all(cloud), key=lambda m: batch.ChunkMessage.from_json(m["Body"]).chunk
+    )
+    assert len(messages) == 8
+    for message in messages[:3]:
+        assert _work(cloud, message) == []
+    # The endpoint fails during chunk 3's second call; then the whole fleet stops.
+    calls = len(cloud.shim.calls)
+    cloud.shim.before = lambda _body: 500 if len(cloud.shim.calls) > calls + 1 else None
+    assert _work(cloud, messages[3]) == [{"itemIdentifier": messages[3]["MessageId"]}]
+    cloud.shim.before = None
+    with session_factory(get_engine(cloud.settings.database_url))() as session:
+        job = session.get(BatchJob, "job-1")
+        assert job is not None and (job.status, job.done, job.chunks_done) == ("running", 28, 3)
+    cloud.sqs().purge_queue(QueueUrl=cloud.queue_url)  # what was in flight is gone
+
+    # Re-run the job: the same manifest uploaded again.
+    s3.put_object(Bucket=cloud.bucket, Key="batch/job-1/manifest.csv", Body=manifest)
+    assert batch_start_fn.handler(start_event, context) == {"jobs": {"job-1": 5}}
+    resumed = _receive_all(cloud)
+    for message in resumed:
+        assert _work(cloud, message) == []
+    assert _work(cloud, messages[0], delete=False) == []  # a late duplicate of chunk 0
+
+    served = [item["key"] for body in cloud.shim.bodies(served=True) for item in body["items"]]
+    assert sorted(served) == sorted(keys)  # every image went to the endpoint exactly once
+    rows = _rows(s3.get_object(Bucket=cloud.bucket, Key="batch/job-1/results.csv")["Body"].read())
+    assert tuple(rows[0]) == COLUMNS and [r["image"] for r in rows] == keys
+    assert {r["verdict"] for r in rows[:56]} <= {"benign", "malignant", "unknown"}
+    assert rows[56]["verdict"] == "error" and "not an image" in rows[56]["error"]
+    assert rows[57]["verdict"] == "error" and rows[57]["error"] == "no such image"
+    first = keys[0]
+    for suffix in ("heatmap", "overlay"):
+        png = s3.get_object(Bucket=cloud.bucket, Key=f"batch/job-1/heatmaps/{first}.{suffix}.png")
+        assert png["Body"].read().startswith(b"\x89PNG")
+    assert s3.head_object(Bucket=cloud.bucket, Key="batch/job-1/chunks/000007.csv")
+    with session_factory(get_engine(cloud.settings.database_url))() as session:
+        job = session.get(BatchJob, "job-1")
+        assert job is not None
+        assert (job.status, job.total, job.done, job.failed) == ("done", 58, 56, 2)
+        assert job.chunks_done == job.chunks_total == 8 and job.completed_at is not None
+        attempts = session.scalars(select(BatchItem.attempts).where(BatchItem.status == "done"))
+        assert set(attempts) == {1}
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_bad_manifest_fails_loudly(cloud: Cloud) -> None:
+    cloud.s3().put_object(Bucket=cloud.bucket, Key="batch/empty/manifest.csv", Body=b"\n")
+    event = s3_event_for(cloud.moto, cloud.bucket, "batch/empty/manifest.csv")
+    with pytest.raises(batch.BatchError, match="no object keys"):
+        batch_start_fn.handler(event, LambdaContext("skinscan-batch-start"))
+    unreadable = {"Records": [{"messageId": "m1", "body": "not json", "attributes": {}}]}
+    context = LambdaContext("skinscan-batch-worker")
+    assert batch_worker_fn.handler(unreadable, context) == {"batchItemFailures": []}
+    orphan = {
+        "Records": [
+            {
+                "messageId": "m2",
+                "body": batch.ChunkMessage(f"gone-{uuid.uuid4().hex[:6]}", 0).to_json(),
+                "attributes": {},
+            }
+        ]
+    }
+    assert batch_worker_fn.handler(orphan, context) == {
+        "batchItemFailures": [{"itemIdentifier": "m2"}]
+    }
+
+
+def test_local_state_path_is_not_a_bucket_key(tmp_path: Path) -> None:
+    """A local job's layout may use absolute paths (skinscan batch)."""
+    layout = batch.JobLayout(str(tmp_path / "results.csv"), f"{tmp_path}/.s/chunks/", None)
+    assert layout.chunk_key(12) == f"{tmp_path}/.s/chunks/000012.csv"
