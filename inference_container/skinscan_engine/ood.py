@@ -9,7 +9,7 @@ distance insensitive to overall activation strength (exposure, contrast).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -21,6 +21,10 @@ class MahalanobisGate:
     means: torch.Tensor  # C x D, on normalised features
     whitener: torch.Tensor  # D x D, so that d^2 = ||(f - mu) @ whitener||^2
     threshold: float = float("inf")
+    # ``means @ whitener`` is constant: projected once per (means, whitener) pair, not per call.
+    _projected: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def fit(
@@ -46,9 +50,20 @@ class MahalanobisGate:
         """Squared distance to the nearest class centre (N); larger means less like training."""
         f = _normalise(features.float())
         proj_f = f @ self.whitener  # N x D
-        proj_m = self.means @ self.whitener  # C x D
-        d2 = torch.cdist(proj_f, proj_m).square()
+        d2 = torch.cdist(proj_f, self.projected_means()).square()
         return d2.min(dim=1).values / f.shape[1]
+
+    def projected_means(self) -> torch.Tensor:
+        """The class centres in whitened space (C x D), recomputed only when ``means`` or
+        ``whitener`` is replaced (e.g. moved to another device)."""
+        cached = self._projected
+        if cached is None or cached[0] is not self.means or cached[1] is not self.whitener:
+            # A normal tensor even when first called under inference mode, so that later
+            # callers outside it (training, evaluation) can use it freely.
+            with torch.inference_mode(False), torch.no_grad():
+                projected = self.means @ self.whitener
+            cached = self._projected = (self.means, self.whitener, projected)
+        return cached[2]
 
     def calibrate(self, in_dist_scores: torch.Tensor, max_reject: float = 0.05) -> float:
         """Set the threshold so that at most ``max_reject`` of in-distribution images exceed it."""

@@ -124,8 +124,10 @@ def web_server(
             proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(web_server: str) -> Iterator[sync_api.Browser]:
+    # Module scope: Playwright's sync API keeps an event loop running on this thread while it
+    # is open, which would break every later test that runs a loop itself (Mangum handlers).
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield browser

@@ -80,7 +80,9 @@ def test_temperature_softens(random_model_dir, ham_images: list[bytes]) -> None:
 
 
 def test_gate_rejects_above_threshold(
-    engine: Engine, answers: list, ham_images: list[bytes]  # noqa: F811
+    engine: Engine,  # noqa: F811
+    answers: list,
+    ham_images: list[bytes],  # noqa: F811
 ) -> None:
     scores = sorted(p.result["ood_score"] for p in answers)
     threshold = (scores[3] + scores[4]) / 2
@@ -139,8 +141,9 @@ def test_bf16_agrees_with_fp32(random_model_dir) -> None:  # noqa: F811
     """bf16 verdicts agree with fp32 on >= 99.5% of real images, p_malignant within 0.02.
 
     Meaningful only with trained weights: it uses the shipped model when ``models/`` has one
-    (and then 64 images of the shared HAM10000 copy when present), else the random model on
-    the 16 fixture images with the gate off. The full check on 1,000 images is
+    (and then 200 images of the shared HAM10000 copy when present: one flip at most, since
+    bf16 rounding moves p_malignant by ~0.005 and an image can sit on the threshold), else the
+    random model on the 16 fixture images with the gate off. The full check on 1,000 images is
     ``bench/bf16_check.py``.
     """
     path = shipped_model_path() or random_model_dir
@@ -149,7 +152,7 @@ def test_bf16_agrees_with_fp32(random_model_dir) -> None:  # noqa: F811
         # A random network's features barely differ between images, so its gate's distances
         # are dominated by rounding: compare benign/malignant verdicts and p_malignant only.
         eng.ood_threshold = None
-    paths = shared_ham_paths(64) if shipped_model_path() else []
+    paths = shared_ham_paths(200) if shipped_model_path() else []
     from tests.engine_fixtures import ham_fixture_paths
 
     paths = paths or ham_fixture_paths()
