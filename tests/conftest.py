@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 
 # Before anything reads the environment: keep the tests away from ./.skinscan and AWS.
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="skinscan-tests-"))
+atexit.register(shutil.rmtree, _SESSION_DIR, ignore_errors=True)
 os.environ["SKINSCAN_DATA_DIR"] = str(_SESSION_DIR / "default")
 os.environ["SKINSCAN_JWT_SECRET"] = "test-secret-0123456789abcdef0123456789abcdef"
 os.environ.pop("SKINSCAN_DATABASE_URL", None)
