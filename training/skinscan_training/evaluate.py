@@ -14,18 +14,19 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
-from skinscan_engine.model import forward_with_features, malignant_mask
-from skinscan_engine.model_card import LoadedModel, load_model
-from skinscan_engine.preprocessing import decode_image, fit_to_geometry, normalize, to_batch
+from skinscan_engine.engine import Engine, EngineConfig
+from skinscan_engine.model import malignant_mask
+from skinscan_engine.model_card import load_model
+from skinscan_engine.preprocessing import decode_image, fit_to_geometry, to_batch
 
 from .calibration import binary_ece, top_label_ece
 from .dataset import load_images, read_metadata
 from .metrics import binary_metrics, bootstrap_ci, multiclass_metrics
 from .plots import plot_confusion, plot_reliability, plot_roc
 from .split import grouped_split, load_split
-from .train import autocast
 
 TARGETS = {"auc": 0.90, "sensitivity": 0.85, "specificity": 0.75, "f1": 0.708, "ece_after": 0.05}
 
@@ -40,32 +41,23 @@ class Scores:
 
 @torch.inference_mode()
 def score_images(
-    model: LoadedModel,
-    images: np.ndarray,
-    bf16: bool = True,
-    batch: int = 64,
-    desc: str = "scoring",
+    engine: Engine, images: np.ndarray, batch: int = 64, desc: str = "scoring"
 ) -> Scores:
-    """Run the model as it is served (temperature, malignant sum, gate) on uint8 images."""
-    net, card = model.network, model.card
-    device = next(net.parameters()).device
-    geometry = card.geometry
+    """Score uint8 images exactly as the engine serves them (precision, temperature, gate)."""
     logits, ood = [], []
     for s in tqdm(range(0, len(images), batch), desc=desc, unit="batch", leave=False):
-        x = normalize(to_batch(images[s : s + batch]).to(device), geometry)
-        with autocast(device, bf16):
-            _, pooled, out = forward_with_features(net.to(memory_format=torch.channels_last), x)
-        logits.append(out.float().cpu())
-        if model.gate is not None:
-            ood.append(model.gate.score(pooled.float()).cpu())
+        _, pooled, out = engine.forward(to_batch(images[s : s + batch]))
+        probs = F.softmax(out / engine.temperature, dim=1)
+        logits.append(out.cpu())
+        ood.append(engine.ood_scores(pooled, out, probs).float().cpu())
     lg = torch.cat(logits)
-    probs = (lg / card.temperature).softmax(1).numpy()
-    mask = malignant_mask(tuple(card.classes)).numpy()
+    probs = (lg / engine.temperature).softmax(1).numpy()
+    mask = engine.malignant.cpu().numpy()
     return Scores(
         logits=lg.numpy(),
         probs=probs,
         p_malignant=probs[:, mask].sum(1),
-        ood=torch.cat(ood).numpy() if ood else np.zeros(len(lg)),
+        ood=torch.cat(ood).numpy(),
     )
 
 
@@ -74,7 +66,7 @@ def _with_ci(value: float, ci: tuple[float, float]) -> dict[str, float]:
 
 
 def evaluate_ham(
-    model: LoadedModel,
+    model: Engine,
     data_dir: Path,
     split_file: Path | None,
     out: Path,
@@ -167,7 +159,7 @@ def evaluate_ham(
     return report
 
 
-def evaluate_isic2017(model: LoadedModel, isic_dir: Path, out: Path, n_boot: int = 1000) -> dict:
+def evaluate_isic2017(model: Engine, isic_dir: Path, out: Path, n_boot: int = 1000) -> dict:
     """Melanoma-vs-rest on ISIC 2017 (another source: a measure of domain shift)."""
     card = model.card
     with (Path(isic_dir) / "labels.csv").open(newline="") as fh:
@@ -245,7 +237,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run every evaluation asked for, write ``out/report.json`` and the plots."""
     out.mkdir(parents=True, exist_ok=True)
-    model = load_model(model_path)
+    # Evaluate through the serving engine, so the figures are those of what users get.
+    model = Engine(load_model(model_path), EngineConfig(device="cpu"))
     report: dict[str, Any] = {"model_version": model.card.version}
     if data_dir is not None:
         report["ham10000_test"] = evaluate_ham(model, data_dir, split_file, out, n_boot, cache_dir)
