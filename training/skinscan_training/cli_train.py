@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-bf16", action="store_true", help="train in fp32")
     parser.add_argument("--cache-dir", default="", help="where decoded images are cached")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N images")
+    parser.add_argument(
+        "--init", default="", help="start from the weights of this shipped model (warm start)"
+    )
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     parser.add_argument("--no-export", action="store_true", help="skip calibration and export")
     parser.add_argument("--version", default="", help="model version for the exported card")
@@ -49,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         bf16=not args.no_bf16,
         cache_dir=args.cache_dir,
         limit=args.limit,
+        init=args.init,
     )
     best = train(cfg, resume=args.resume)
     print(f"best checkpoint: {best}")

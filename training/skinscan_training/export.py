@@ -20,7 +20,7 @@ from skinscan_engine.preprocessing import Geometry
 from .calibration import binary_ece, fit_temperature, threshold_for_sensitivity, top_label_ece
 from .metrics import binary_metrics
 from .plots import plot_training_curves
-from .train import TrainConfig, pick_device, predict_logits, prepare_data
+from .train import TrainConfig, pick_device, predict_logits, prepare_data, wants_bf16
 
 #: A triage tool should not miss cancers: the threshold keeps validation sensitivity >= this.
 TARGET_SENSITIVITY = 0.90
@@ -34,7 +34,7 @@ def finalize_run(run_dir: Path, version: str | None = None, out_stem: Path | Non
     ckpt = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
     cfg = TrainConfig(**ckpt["config"])
     device = pick_device(cfg.device)
-    bf16 = cfg.bf16
+    bf16 = wants_bf16(cfg, device)
     geometry = Geometry(
         cfg.width, cfg.height, tuple(ckpt["geometry"]["mean"]), tuple(ckpt["geometry"]["std"])
     )  # type: ignore[arg-type]

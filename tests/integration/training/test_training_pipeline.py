@@ -82,3 +82,32 @@ def test_export_then_evaluate_writes_report_and_plots(
     assert set(saved["targets"]) == {"auc", "sensitivity", "specificity", "f1", "ece_after"}
     # --write-card stored the measured figures next to the validation ones.
     assert "ham10000_test" in load_model(stem).card.metrics
+
+
+def test_init_starts_from_a_shipped_model(
+    tiny_ham: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    stem = finalize_run(trained_run, version="init-source", out_stem=tmp_path / "src" / "model")
+    shipped = load_model(stem).network.state_dict()
+    # With a learning rate of 0 the weights cannot move: they must be the shipped ones.
+    warm = tmp_path / "warm"
+    train(TrainConfig(data=str(tiny_ham), out=str(warm), epochs=1, lr=0.0, init=str(stem), **FAST))
+    state = torch.load(warm / "last.pt", weights_only=False)["model"]
+    for name in ("conv1.weight", "layer4.2.conv3.weight", "fc.1.weight", "fc.1.bias"):
+        assert torch.equal(state[name], shipped[name]), name
+    # A run from scratch with the same seed starts elsewhere.
+    cold = tmp_path / "cold"
+    train(TrainConfig(data=str(tiny_ham), out=str(cold), epochs=1, lr=0.0, **FAST))
+    scratch = torch.load(cold / "last.pt", weights_only=False)["model"]
+    assert not torch.equal(scratch["fc.1.weight"], shipped["fc.1.weight"])
+
+
+def test_init_from_a_missing_model_is_a_clear_error(tiny_ham: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not found"):
+        train(
+            TrainConfig(
+                data=str(tiny_ham), out=str(tmp_path / "r"), init=str(tmp_path / "nope"), **FAST
+            )
+        )
