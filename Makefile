@@ -31,6 +31,7 @@ run: install
 
 lint: install-test
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # aws-sam-cli lives in its own venv (.venv-sam): its pins clash with the project's.
 sam:
@@ -38,6 +39,7 @@ sam:
 
 test: install-test sam
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -76,5 +76,7 @@ def machine() -> str:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads, {gpu}, load average {load:.1f}")
+    return (
+        f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {gpu}, load average {load:.1f}"
+    )

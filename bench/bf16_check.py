@@ -25,8 +25,10 @@ def main() -> None:
     check = engine.check_bf16(images, batch_size=32)
     print(f"machine: {machine()}")
     print(f"model: {engine.version}; {check.n} HAM10000 images")
-    print(f"verdict_agreement={check.verdict_agreement:.4f} max_abs_dp={check.max_abs_dp:.4f} "
-          f"ok={check.ok}")
+    print(
+        f"verdict_agreement={check.verdict_agreement:.4f} max_abs_dp={check.max_abs_dp:.4f} "
+        f"ok={check.ok}"
+    )
 
 
 if __name__ == "__main__":

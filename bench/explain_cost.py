@@ -36,8 +36,9 @@ def main() -> None:
     sync = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda: None)
 
     def plain() -> None:
-        with torch.inference_mode(), torch.autocast(
-            engine.device.type, dtype=torch.bfloat16, enabled=engine.bf16
+        with (
+            torch.inference_mode(),
+            torch.autocast(engine.device.type, dtype=torch.bfloat16, enabled=engine.bf16),
         ):
             x = normalize(batch.to(engine.device), engine.geometry)
             engine.network(x).float().cpu()
@@ -57,12 +58,16 @@ def main() -> None:
     render_s = timeit(lambda: [(p._pngs.clear(), p.heatmap_png(), p.overlay_png()) for p in preds])
 
     print(f"machine: {machine()}")
-    print(f"model: {engine.version}; batch {args.batch}; device {engine.device}; "
-          f"precision {'bf16' if engine.bf16 else 'fp32'}")
+    print(
+        f"model: {engine.version}; batch {args.batch}; device {engine.device}; "
+        f"precision {'bf16' if engine.bf16 else 'fp32'}"
+    )
     print(f"plain forward:        {plain_s * 1000:.0f} ms / batch")
     print(f"predict + Grad-CAM:   {explained_s * 1000:.0f} ms / batch")
-    print(f"PNG rendering (heatmap + overlay, {engine.config.overlay_width} px wide): "
-          f"{render_s * 1000 / args.batch:.1f} ms / image, on request only")
+    print(
+        f"PNG rendering (heatmap + overlay, {engine.config.overlay_width} px wide): "
+        f"{render_s * 1000 / args.batch:.1f} ms / image, on request only"
+    )
     print(f"explain_cost_ratio={explained_s / plain_s:.3f}")
 
 

@@ -50,15 +50,21 @@ def main() -> None:
     t_fast = timeit(lambda: (fast.predict_prepared(prepared), sync()), args.repeats)
     t_exact = timeit(lambda: (exact.predict_prepared(prepared), sync()), args.repeats)
     print(f"machine: {machine()}")
-    print(f"model: {fast.version}; batch {args.batch} real HAM10000 images at "
-          f"{fast.geometry.width}x{fast.geometry.height}; device {fast.device}; "
-          f"engine precision {'bf16' if fast.bf16 else 'fp32'}")
+    print(
+        f"model: {fast.version}; batch {args.batch} real HAM10000 images at "
+        f"{fast.geometry.width}x{fast.geometry.height}; device {fast.device}; "
+        f"engine precision {'bf16' if fast.bf16 else 'fp32'}"
+    )
     print(f"pytorch-grad-cam (fp32, forward + backward): {t_ref * 1000:.0f} ms / batch")
     print(f"engine predict+Grad-CAM, default precision: {t_fast * 1000:.0f} ms / batch")
-    print(f"engine predict+Grad-CAM, fp32:              {t_exact * 1000:.0f} ms / batch "
-          f"(speedup {t_ref / t_exact:.2f}x)")
-    print(f"max |engine bf16 map - reference| = {bf16_diff:.3g} "
-          "(bf16 trunk; the fp32 engine is the exact one)")
+    print(
+        f"engine predict+Grad-CAM, fp32:              {t_exact * 1000:.0f} ms / batch "
+        f"(speedup {t_ref / t_exact:.2f}x)"
+    )
+    print(
+        f"max |engine bf16 map - reference| = {bf16_diff:.3g} "
+        "(bf16 trunk; the fp32 engine is the exact one)"
+    )
     print(f"max_abs_diff={max_diff:.2e} speedup={t_ref / t_fast:.2f}")
 
 

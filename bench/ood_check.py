@@ -48,16 +48,22 @@ def synthetic_images(seed: int = 0, width: int = 400, height: int = 300) -> dict
     out["synthetic/uniform-noise"] = _png(rng.integers(0, 256, (height, width, 3), np.uint8))
     gauss = np.clip(rng.normal(128, 40, (height, width, 3)), 0, 255).astype(np.uint8)
     out["synthetic/gaussian-noise"] = _png(gauss)
-    for name, rgb in {"black": (0, 0, 0), "white": (255, 255, 255), "red": (200, 30, 30),
-                      "skin-beige": (224, 172, 140), "grey": (128, 128, 128)}.items():
+    for name, rgb in {
+        "black": (0, 0, 0),
+        "white": (255, 255, 255),
+        "red": (200, 30, 30),
+        "skin-beige": (224, 172, 140),
+        "grey": (128, 128, 128),
+    }.items():
         out[f"synthetic/flat-{name}"] = _png(np.full((height, width, 3), rgb, np.uint8))
     ramp = np.linspace(0, 255, width, dtype=np.uint8)
     out["synthetic/gradient"] = _png(np.stack([np.tile(ramp, (height, 1))] * 3, axis=-1))
     text = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(text)
     for i in range(12):
-        draw.text((10, 10 + 23 * i), "The quick brown fox jumps over the lazy dog " * 2,
-                  fill="black")
+        draw.text(
+            (10, 10 + 23 * i), "The quick brown fox jumps over the lazy dog " * 2, fill="black"
+        )
     out["synthetic/text"] = _png(text)
     shot = Image.new("RGB", (width, height), (245, 245, 245))
     draw = ImageDraw.Draw(shot)
@@ -117,23 +123,40 @@ def main() -> None:
     val_results = engine.predict([p.read_bytes() for p in val])
     val_rejected = sum(p.result["verdict"] == "unknown" for p in val_results)
     print(f"non-skin images rejected: {rejected}/{len(results)} ({rejected / len(results):.1%})")
-    print(f"HAM10000 validation images rejected: {val_rejected}/{len(val)} "
-          f"({val_rejected / len(val):.1%})")
-    print(f"non_skin_reject_rate={rejected / len(results):.3f} "
-          f"in_dist_reject_rate={val_rejected / len(val):.3f}")
+    print(
+        f"HAM10000 validation images rejected: {val_rejected}/{len(val)} "
+        f"({val_rejected / len(val):.1%})"
+    )
+    print(
+        f"non_skin_reject_rate={rejected / len(results):.3f} "
+        f"in_dist_reject_rate={val_rejected / len(val):.3f}"
+    )
     if args.json:
-        missed = [n for n, r in results.items()
-                  if not hasattr(r, "result") or r.result["verdict"] != "unknown"]
+        missed = [
+            n
+            for n, r in results.items()
+            if not hasattr(r, "result") or r.result["verdict"] != "unknown"
+        ]
         summary = (
             f"{rejected} of {len(results)} non-skin images (scikit-image's bundled photos and "
-            f"synthetic noise, flat colours, text, screenshots) are answered \"unknown\", "
+            f'synthetic noise, flat colours, text, screenshots) are answered "unknown", '
             f"against {val_rejected} of {len(val)} HAM10000 validation images "
             f"({val_rejected / len(val):.1%}). Missed: {', '.join(missed) or 'none'}."
         )
-        Path(args.json).write_text(json.dumps({
-            "non_skin_rejected": rejected, "non_skin_total": len(results),
-            "in_distribution_rejected": val_rejected, "in_distribution_total": len(val),
-            "missed": missed, "summary": summary}, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "non_skin_rejected": rejected,
+                    "non_skin_total": len(results),
+                    "in_distribution_rejected": val_rejected,
+                    "in_distribution_total": len(val),
+                    "missed": missed,
+                    "summary": summary,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

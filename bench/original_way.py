@@ -71,11 +71,15 @@ def main() -> None:
     t_new = time.perf_counter() - start
 
     print(f"machine: {machine()}")
-    print(f"model: {engine.version}; {args.images} real images at "
-          f"{engine.geometry.width}x{engine.geometry.height}")
+    print(
+        f"model: {engine.version}; {args.images} real images at "
+        f"{engine.geometry.width}x{engine.geometry.height}"
+    )
     print(f"original (fp32, batch 1, hooks + backward): {args.images / t_old:.3g} images/s")
-    print(f"engine ({'bf16' if engine.bf16 else 'fp32'}, batch {args.batch}, closed-form "
-          f"Grad-CAM): {args.images / t_new:.3g} images/s")
+    print(
+        f"engine ({'bf16' if engine.bf16 else 'fp32'}, batch {args.batch}, closed-form "
+        f"Grad-CAM): {args.images / t_new:.3g} images/s"
+    )
     print(f"throughput_ratio={t_old / t_new:.2f}")
 
 

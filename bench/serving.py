@@ -57,8 +57,11 @@ class Server:
             "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", SERVER.format(port=self.port)], env=env, cwd=REPO,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [sys.executable, "-c", SERVER.format(port=self.port)],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
 
     def __enter__(self) -> Server:
@@ -155,16 +158,22 @@ def main() -> None:
             rates[label] = throughput(server.url, images, args.clients, args.per_client)
 
     print(f"machine: {machine()}")
-    print(f"engine, 1 image (decode + predict + Grad-CAM, no PNG): {engine_1 * 1000:.0f} ms; "
-          f"16 images: {engine_16 * 1000 / 16:.0f} ms / image")
-    print(f"POST /v1/predict, 1 client, {len(lat)} guest requests (PNG overlays inline): "
-          f"p50 {pct(lat, 50) * 1000:.0f} ms, p95 {pct(lat, 95) * 1000:.0f} ms "
-          f"(p50 / engine time = {pct(lat, 50) / engine_1:.2f})")
+    print(
+        f"engine, 1 image (decode + predict + Grad-CAM, no PNG): {engine_1 * 1000:.0f} ms; "
+        f"16 images: {engine_16 * 1000 / 16:.0f} ms / image"
+    )
+    print(
+        f"POST /v1/predict, 1 client, {len(lat)} guest requests (PNG overlays inline): "
+        f"p50 {pct(lat, 50) * 1000:.0f} ms, p95 {pct(lat, 95) * 1000:.0f} ms "
+        f"(p50 / engine time = {pct(lat, 50) / engine_1:.2f})"
+    )
     for label, rate in rates.items():
         print(f"{args.clients} clients x {args.per_client} requests, {label}: {rate:.2f} images/s")
     ratio = rates["micro-batched (max 16)"] / rates["one at a time"]
-    print(f"p50_ms={pct(lat, 50) * 1000:.0f} p95_ms={pct(lat, 95) * 1000:.0f} "
-          f"batching_speedup={ratio:.2f}")
+    print(
+        f"p50_ms={pct(lat, 50) * 1000:.0f} p95_ms={pct(lat, 95) * 1000:.0f} "
+        f"batching_speedup={ratio:.2f}"
+    )
 
 
 if __name__ == "__main__":

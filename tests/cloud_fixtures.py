@@ -1,11 +1,11 @@
 """The cloud stack in one process: moto (S3, SQS) over HTTP, PostgreSQL, the real container.
 
-A test module imports ``cloud_fixture``, ``moto_url_fixture`` and the engine fixtures
-(``engine``, ``ham_images``, ``random_model_dir``) to get the ``cloud`` fixture. The
-functions read their settings from ``SKINSCAN_*`` environment variables, as in Lambda.
-moto's mock Lambda runs functions only in Docker, which the tests don't have: the tests call
-each function's ``handler`` themselves with the event AWS would send, built from the real
-objects (key, ETag, size) moto stores.
+A test module imports ``cloud_fixture`` and ``moto_url_fixture`` to get the ``cloud``
+fixture (the engine fixtures it needs come from ``tests/conftest.py``). The functions read
+their settings from ``SKINSCAN_*`` environment variables, as in Lambda. moto's mock Lambda
+runs functions only in Docker, which the tests don't have: the tests call each function's
+``handler`` themselves with the event AWS would send, built from the real objects (key,
+ETag, size) moto stores.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from skinscan_common.config import Settings, get_settings
 from skinscan_common.deps import reset_caches
 from skinscan_engine.engine import Engine
 from skinscan_engine.serving import ScoringService
-from tests.engine_fixtures import engine, ham_images, random_model_dir  # noqa: F401
 from tests.support.aws import REGION, SageMakerShim, create_bucket, moto_server
 from tests.support.aws import sagemaker_answered_by as _answered_by
 
@@ -57,7 +56,7 @@ def moto_url_fixture() -> Iterator[str]:
 def cloud_fixture(
     settings: Settings,
     moto_url: str,
-    engine: Engine,  # noqa: F811
+    engine: Engine,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Cloud]:
     """A fresh bucket and chunk queue, the functions' environment, the container answering."""

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 from skinscan_common.config import Settings, get_settings  # noqa: E402
 from skinscan_common.db import Base, get_engine, migrate, session_factory  # noqa: E402
 from skinscan_common.deps import reset_caches  # noqa: E402
+from tests.engine_fixtures import engine, engine_fp32, ham_images, random_model_dir  # noqa: E402, F401
 from tests.support import postgres  # noqa: E402
 
 TEST_JWT_SECRET = os.environ["SKINSCAN_JWT_SECRET"]

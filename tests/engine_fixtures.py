@@ -1,6 +1,6 @@
 """Fixtures for the inference engine's tests: real HAM10000 images and a random model.
 
-Import the fixtures you need into a test module (``from tests.engine_fixtures import ...``).
+``tests/conftest.py`` makes the fixtures available to every test; import only the helpers.
 The random model stands in until a trained one is in ``models/``; checks whose meaning
 depends on trained weights (bf16 agreement, the "unknown" gate's rejection rates) use the
 shipped model when there is one (see :func:`shipped_model_path`).

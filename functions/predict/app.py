@@ -24,9 +24,7 @@ from skinscan_common.services import predictions, scoring
 router = APIRouter(
     prefix="/v1",
     tags=["predict"],
-    responses={
-        code: {"model": ErrorBody} for code in (401, 413, 415, 422, 502)
-    },
+    responses={code: {"model": ErrorBody} for code in (401, 413, 415, 422, 502)},
 )
 
 
@@ -60,9 +58,7 @@ def predict(
         raise AppError("the photo is empty", code="empty", status_code=422)
     content_type = scoring.sniff_image_type(data)
     if content_type is None:
-        raise AppError(
-            "send a JPEG or PNG photo", code="unsupported_media_type", status_code=415
-        )
+        raise AppError("send a JPEG or PNG photo", code="unsupported_media_type", status_code=415)
     try:
         answer = endpoint.predict_image(data, content_type)
     except EndpointError as exc:

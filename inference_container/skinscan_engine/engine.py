@@ -39,7 +39,13 @@ from .preprocessing import (
 ImageInput = bytes | np.ndarray | Image.Image
 Precision = Literal["auto", "bf16", "fp32"]
 RESULT_KEYS = (
-    "verdict", "p_malignant", "confidence", "top_class", "probabilities", "ood_score", "reason",
+    "verdict",
+    "p_malignant",
+    "confidence",
+    "top_class",
+    "probabilities",
+    "ood_score",
+    "reason",
     "model_version",
 )
 
@@ -376,7 +382,9 @@ class Engine:
                     verdicts = [
                         self._result(pr, float(pm), float(o))["verdict"]
                         for pr, pm, o in zip(
-                            probs.cpu().numpy(), p_mal.cpu().numpy(), ood.cpu().numpy(),
+                            probs.cpu().numpy(),
+                            p_mal.cpu().numpy(),
+                            ood.cpu().numpy(),
                             strict=True,
                         )
                     ]

@@ -194,7 +194,8 @@ def create_app(
             req = ObjectRequest.model_validate(data)
         except ValidationError as exc:
             raise AppError(
-                "expected {\"bucket\", \"key\", \"prediction_id\"}", code="validation_error",
+                'expected {"bucket", "key", "prediction_id"}',
+                code="validation_error",
                 status_code=422,
             ) from exc
         store = store_for(settings, state, req.bucket)
@@ -220,8 +221,13 @@ def main() -> None:
     port = int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"))
     # One worker process: the engine batches across requests; more processes would each hold
     # a model copy and split the batches.
-    uvicorn.run(create_app(), host=os.environ.get("SKINSCAN_BIND", "0.0.0.0"), port=port,
-                workers=1, timeout_keep_alive=75)
+    uvicorn.run(
+        create_app(),
+        host=os.environ.get("SKINSCAN_BIND", "0.0.0.0"),
+        port=port,
+        workers=1,
+        timeout_keep_alive=75,
+    )
 
 
 if __name__ == "__main__":

@@ -17,21 +17,36 @@ from pathlib import Path
 from typing import Any, TextIO
 
 COLUMNS = (
-    "image", "verdict", "p_malignant", "confidence", "top_class", "ood_score", "model_version",
+    "image",
+    "verdict",
+    "p_malignant",
+    "confidence",
+    "top_class",
+    "ood_score",
+    "model_version",
     "error",
 )
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
-                        help="image files, or folders searched recursively for images")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="IMAGE_OR_DIR",
+        help="image files, or folders searched recursively for images",
+    )
     parser.add_argument("--csv", metavar="OUT", help="write the CSV here (default: stdout)")
-    parser.add_argument("--heatmaps", metavar="DIR",
-                        help="write NAME.heatmap.png (raw map) and NAME.overlay.png here")
-    parser.add_argument("--model", metavar="PATH",
-                        help="model folder, weights or card (default: $SKINSCAN_MODEL_PATH "
-                        "or models/)")
+    parser.add_argument(
+        "--heatmaps",
+        metavar="DIR",
+        help="write NAME.heatmap.png (raw map) and NAME.overlay.png here",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="PATH",
+        help="model folder, weights or card (default: $SKINSCAN_MODEL_PATH or models/)",
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default=None, help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
@@ -45,8 +60,9 @@ def find_images(inputs: Iterable[str]) -> list[Path]:
         path = Path(raw)
         if path.is_dir():
             found.extend(
-                sorted(p for p in path.rglob("*")
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                sorted(
+                    p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                )
             )
         else:
             found.append(path)
@@ -85,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     model_path = args.model or os.environ.get("SKINSCAN_MODEL_PATH", "models")
     config = EngineConfig.from_env(
-        precision=args.precision, max_batch_size=max(1, args.batch_size),
+        precision=args.precision,
+        max_batch_size=max(1, args.batch_size),
         **({"device": args.device} if args.device else {}),
     )
     try:

@@ -12,18 +12,14 @@ when there is one, else a random model with a fitted "unknown" gate (tests.engin
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.engine_fixtures import ham_images, random_model_dir, shipped_model_path  # noqa: F401
+from tests.engine_fixtures import shipped_model_path
+from tests.support.serve import running_serve
 
 #: CI sets this so that a missing browser fails the run instead of skipping the tests.
 REQUIRE_BROWSER = os.environ.get("SKINSCAN_REQUIRE_BROWSER") == "1"
@@ -41,27 +37,6 @@ try:
 except ModuleNotFoundError as exc:  # the test modules skip themselves (importorskip)
     if exc.name is None or not exc.name.startswith("playwright") or REQUIRE_BROWSER:
         raise
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"skinscan serve exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"skinscan serve not healthy after {timeout}s:\n{log.read_text()[-4000:]}")
 
 
 def _warm_up(url: str, log: Path) -> None:
@@ -92,7 +67,6 @@ def web_server(
         pytest.skip(missing)
     model_path: Path = request.getfixturevalue("model_path")
     data = tmp_path_factory.mktemp("web-stack")
-    port = _free_port()
     env = {
         **os.environ,
         "SKINSCAN_MODEL_PATH": str(model_path),
@@ -104,24 +78,9 @@ def web_server(
     env.pop("SKINSCAN_DATABASE_URL", None)
     env.pop("SKINSCAN_PUBLIC_BASE_URL", None)
     log = data / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "skinscan", "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--data-dir", str(data / "data")],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, log, timeout=300)
+    with running_serve(data / "data", env, log) as url:
         _warm_up(url, log)
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -3,56 +3,22 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.postgres import _free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.serve import running_serve
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # No SKINSCAN_* variables: the defaults alone must give a working stack.
     data = tmp_path_factory.mktemp("serve-data")
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKINSCAN_")}
-    log = (data / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "skinscan", "serve", "--port", str(port), "--data-dir", str(data)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                out = (data / "serve.log").read_text(errors="replace")
-                pytest.fail(f"skinscan serve exited: {out[-2000:]}")
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
-            pytest.fail("skinscan serve did not become healthy")
+    with running_serve(data, env, data.parent / f"{data.name}.log") as base:
         assert (data / "skinscan.db").exists()
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_health_and_docs(server: str) -> None:

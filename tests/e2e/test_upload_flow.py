@@ -34,10 +34,7 @@ from skinscan_common.services import accounts
 from tests.cloud_fixtures import (  # noqa: F401  (fixtures)
     Cloud,
     cloud_fixture,
-    engine,
-    ham_images,
     moto_url_fixture,
-    random_model_dir,
 )
 from tests.engine_fixtures import ham_fixture_paths
 from tests.support.apigw import call_handler, http_event

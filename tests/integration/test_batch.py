@@ -26,10 +26,7 @@ from skinscan_common.services import batch
 from tests.cloud_fixtures import (  # noqa: F401  (fixtures)
     Cloud,
     cloud_fixture,
-    engine,
-    ham_images,
     moto_url_fixture,
-    random_model_dir,
 )
 from tests.engine_fixtures import ham_fixture_paths, shared_ham_paths
 from tests.support.aws import s3_event_for

@@ -17,12 +17,7 @@ import pytest
 from skinscan.commands import batch as batch_cmd
 from skinscan.commands.predict import COLUMNS
 from skinscan_common.services.batch import ChunkReport
-from tests.engine_fixtures import (  # noqa: F401  (fixtures)
-    ham_fixture_paths,
-    ham_images,
-    random_model_dir,
-    shared_ham_paths,
-)
+from tests.engine_fixtures import ham_fixture_paths, shared_ham_paths
 
 REPO = Path(__file__).resolve().parents[2]
 

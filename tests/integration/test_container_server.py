@@ -22,7 +22,6 @@ from skinscan_engine.engine import RESULT_KEYS, Engine
 from skinscan_engine.server import create_app
 from skinscan_engine.serving import BatchSettings, ScoringService
 from tests import image_samples as samples
-from tests.engine_fixtures import engine, ham_images, random_model_dir  # noqa: F401
 
 BUCKET = "skinscan-container-test"
 
@@ -37,7 +36,7 @@ def s3_settings(settings: Settings) -> Iterator[Settings]:
 
 
 @pytest.fixture
-def service(engine: Engine) -> Iterator[ScoringService]:  # noqa: F811
+def service(engine: Engine) -> Iterator[ScoringService]:
     svc = ScoringService(engine, BatchSettings(max_batch_size=8, max_wait_ms=20))
     yield svc
     svc.close()
@@ -51,8 +50,9 @@ def container(service: ScoringService, s3_settings: Settings) -> Iterator[TestCl
 
 
 def _jpeg(client: TestClient, data: bytes, **headers: str):
-    return client.post("/invocations", content=data,
-                       headers={"Content-Type": "image/jpeg", **headers})
+    return client.post(
+        "/invocations", content=data, headers={"Content-Type": "image/jpeg", **headers}
+    )
 
 
 def test_ping_is_503_until_the_model_is_loaded(service: ScoringService, settings: Settings) -> None:
@@ -85,17 +85,18 @@ def test_ping_reports_a_failed_load(settings: Settings) -> None:
         assert r.status_code == 503 and "no model" in r.json()["error"]
 
 
-def test_image_body_gives_result_json(container: TestClient, ham_images: list[bytes]) -> None:  # noqa: F811
+def test_image_body_gives_result_json(container: TestClient, ham_images: list[bytes]) -> None:
     r = _jpeg(container, ham_images[0])
     assert r.status_code == 200, r.text
     body = r.json()
     assert tuple(body) == RESULT_KEYS
-    png = container.post("/invocations", content=samples.rgba_png(),
-                         headers={"Content-Type": "image/png"})
+    png = container.post(
+        "/invocations", content=samples.rgba_png(), headers={"Content-Type": "image/png"}
+    )
     assert png.status_code == 200
 
 
-def test_heatmaps_inline_on_request(container: TestClient, ham_images: list[bytes]) -> None:  # noqa: F811
+def test_heatmaps_inline_on_request(container: TestClient, ham_images: list[bytes]) -> None:
     r = _jpeg(container, ham_images[1], **{"X-Amzn-SageMaker-Custom-Attributes": "heatmaps=base64"})
     body = r.json()
     for name in ("heatmap_png_base64", "overlay_png_base64"):
@@ -116,8 +117,12 @@ def test_heatmaps_inline_on_request(container: TestClient, ham_images: list[byte
     ids=["zero-bytes", "truncated", "text", "100-megapixel", "text-plain", "bad-json", "fields"],
 )
 def test_bad_input_is_4xx_and_the_server_keeps_serving(
-    container: TestClient, data: bytes, content_type: str, status: int, code: str,
-    ham_images: list[bytes],  # noqa: F811
+    container: TestClient,
+    data: bytes,
+    content_type: str,
+    status: int,
+    code: str,
+    ham_images: list[bytes],
 ) -> None:
     r = container.post("/invocations", content=data, headers={"Content-Type": content_type})
     assert r.status_code == status, r.text
@@ -128,8 +133,13 @@ def test_bad_input_is_4xx_and_the_server_keeps_serving(
 
 @pytest.mark.parametrize(
     "make",
-    [samples.cmyk_jpeg, samples.png16, samples.rgba_png, samples.palette_png,
-     lambda: samples.exif_rotated_jpeg()[0]],
+    [
+        samples.cmyk_jpeg,
+        samples.png16,
+        samples.rgba_png,
+        samples.palette_png,
+        lambda: samples.exif_rotated_jpeg()[0],
+    ],
     ids=["cmyk", "16-bit", "rgba", "palette", "exif-rotated"],
 )
 def test_awkward_modes_are_scored(container: TestClient, make) -> None:
@@ -141,7 +151,7 @@ def test_awkward_modes_are_scored(container: TestClient, make) -> None:
 
 
 def test_concurrent_requests_are_micro_batched(
-    container: TestClient, service: ScoringService, ham_images: list[bytes]  # noqa: F811
+    container: TestClient, service: ScoringService, ham_images: list[bytes]
 ) -> None:
     results: list[int] = []
     before_batches, before_items = service.batcher.batches, service.batcher.items
@@ -168,7 +178,7 @@ def _pending(session: Session, owner: uuid.UUID | None = None) -> tuple[uuid.UUI
 
 
 def test_object_request_completes_the_row(
-    container: TestClient, s3_settings: Settings, session: Session, ham_images: list[bytes]  # noqa: F811
+    container: TestClient, s3_settings: Settings, session: Session, ham_images: list[bytes]
 ) -> None:
     s3 = boto3.client("s3", region_name="eu-west-1")
     pid, key = _pending(session)
@@ -191,9 +201,7 @@ def test_object_request_completes_the_row(
     assert again.status_code == 200 and again.json()["p_malignant"] == answer["p_malignant"]
 
 
-def test_object_request_errors(
-    container: TestClient, session: Session
-) -> None:
+def test_object_request_errors(container: TestClient, session: Session) -> None:
     s3 = boto3.client("s3", region_name="eu-west-1")
     pid, key = _pending(session)
     s3.put_object(Bucket=BUCKET, Key=key, Body=samples.text_as_jpg())
@@ -220,13 +228,16 @@ def test_object_request_errors(
     assert container.get("/ping").status_code == 200
 
 
-def test_batch_items_one_answer_each(container: TestClient, ham_images: list[bytes]) -> None:  # noqa: F811
+def test_batch_items_one_answer_each(container: TestClient, ham_images: list[bytes]) -> None:
     s3 = boto3.client("s3", region_name="eu-west-1")
     s3.put_object(Bucket=BUCKET, Key="batch/in/a.jpg", Body=ham_images[5])
     s3.put_object(Bucket=BUCKET, Key="batch/in/b.jpg", Body=samples.text_as_jpg())
     items = [
-        {"key": "batch/in/a.jpg", "heatmap_key": "batch/out/a.heatmap.png",
-         "overlay_key": "batch/out/a.overlay.png"},
+        {
+            "key": "batch/in/a.jpg",
+            "heatmap_key": "batch/out/a.heatmap.png",
+            "overlay_key": "batch/out/a.overlay.png",
+        },
         {"key": "batch/in/b.jpg"},
         {"key": "batch/in/missing.jpg"},
     ]

@@ -25,11 +25,10 @@ from skinscan_engine.engine import RESULT_KEYS, Engine
 from skinscan_engine.local_client import LocalEndpointClient
 from skinscan_engine.serving import BatchSettings, ScoringService
 from tests import image_samples as samples
-from tests.engine_fixtures import engine, ham_images, random_model_dir  # noqa: F401
 
 
 @pytest.fixture
-def local_client(settings: Settings, engine: Engine) -> Iterator[LocalEndpointClient]:  # noqa: F811
+def local_client(settings: Settings, engine: Engine) -> Iterator[LocalEndpointClient]:
     svc = ScoringService(engine, BatchSettings(max_batch_size=4, max_wait_ms=2))
     client = LocalEndpointClient(settings, service=svc)
     yield client
@@ -44,10 +43,16 @@ def api(app: FastAPI, local_client: LocalEndpointClient) -> Iterator[TestClient]
     app.dependency_overrides.pop(endpoint_client, None)
 
 
-def _post(api: TestClient, data: bytes, headers: dict[str, str] | None = None,
-          name: str = "lesion.jpg", content_type: str = "image/jpeg"):
-    return api.post("/v1/predict", files={"image": (name, data, content_type)},
-                    headers=headers or {})
+def _post(
+    api: TestClient,
+    data: bytes,
+    headers: dict[str, str] | None = None,
+    name: str = "lesion.jpg",
+    content_type: str = "image/jpeg",
+):
+    return api.post(
+        "/v1/predict", files={"image": (name, data, content_type)}, headers=headers or {}
+    )
 
 
 def _local_get(api: TestClient, url: str) -> Any:
@@ -60,7 +65,7 @@ def _count(session: Session) -> int:
 
 
 def test_guest_gets_the_result_and_nothing_is_kept(
-    api: TestClient, session: Session, ham_images: list[bytes]  # noqa: F811
+    api: TestClient, session: Session, ham_images: list[bytes]
 ) -> None:
     r = _post(api, ham_images[0])
     assert r.status_code == 200, r.text
@@ -70,12 +75,12 @@ def test_guest_gets_the_result_and_nothing_is_kept(
     for name in ("heatmap_url", "overlay_url"):
         prefix = "data:image/png;base64,"
         assert body[name].startswith(prefix)
-        assert base64.b64decode(body[name][len(prefix):]).startswith(b"\x89PNG")
+        assert base64.b64decode(body[name][len(prefix) :]).startswith(b"\x89PNG")
     assert _count(session) == 0
 
 
 def test_signed_in_prediction_is_stored_and_in_history(
-    api: TestClient, register: Any, ham_images: list[bytes]  # noqa: F811
+    api: TestClient, register: Any, ham_images: list[bytes]
 ) -> None:
     ada = register()
     r = _post(api, ham_images[1], ada["headers"])
@@ -108,7 +113,7 @@ def test_signed_in_prediction_is_stored_and_in_history(
     ids=["zero-bytes", "text-named-jpg", "truncated-jpeg", "100-megapixel-png"],
 )
 def test_bad_uploads(
-    api: TestClient, data: bytes, status: int, code: str, ham_images: list[bytes]  # noqa: F811
+    api: TestClient, data: bytes, status: int, code: str, ham_images: list[bytes]
 ) -> None:
     r = _post(api, data)
     assert r.status_code == status, r.text
@@ -117,12 +122,16 @@ def test_bad_uploads(
 
 
 def test_awkward_but_valid_photos(api: TestClient) -> None:
-    for data in (samples.cmyk_jpeg(), samples.png16(), samples.palette_png(),
-                 samples.exif_rotated_jpeg()[0]):
+    for data in (
+        samples.cmyk_jpeg(),
+        samples.png16(),
+        samples.palette_png(),
+        samples.exif_rotated_jpeg()[0],
+    ):
         assert _post(api, data).status_code == 200
 
 
-def test_missing_field_and_bad_token(api: TestClient, ham_images: list[bytes]) -> None:  # noqa: F811
+def test_missing_field_and_bad_token(api: TestClient, ham_images: list[bytes]) -> None:
     assert api.post("/v1/predict", files={"photo": ("a.jpg", ham_images[0])}).status_code == 422
     bad = _post(api, ham_images[0], {"Authorization": "Bearer nonsense"})
     assert bad.status_code == 401
@@ -134,7 +143,7 @@ def test_too_large_upload(api: TestClient, settings: Settings) -> None:
 
 
 def test_get_endpoint_client_loads_the_local_engine(
-    settings: Settings, random_model_dir, ham_images: list[bytes]  # noqa: F811
+    settings: Settings, random_model_dir, ham_images: list[bytes]
 ) -> None:
     local = settings.model_copy(update={"model_path": random_model_dir, "endpoint_mode": "local"})
     client = get_endpoint_client(local)
@@ -151,8 +160,10 @@ def test_get_endpoint_client_loads_the_local_engine(
 
 
 def test_local_score_object_completes_the_row(
-    local_client: LocalEndpointClient, settings: Settings, session: Session,
-    ham_images: list[bytes],  # noqa: F811
+    local_client: LocalEndpointClient,
+    settings: Settings,
+    session: Session,
+    ham_images: list[bytes],
 ) -> None:
     store = object_store(settings)
     owner = None
@@ -172,7 +183,7 @@ def test_local_score_object_completes_the_row(
 
 
 def test_no_model_yet_is_a_502_not_a_crash(
-    app: FastAPI, settings: Settings, tmp_path, ham_images: list[bytes]  # noqa: F811
+    app: FastAPI, settings: Settings, tmp_path, ham_images: list[bytes]
 ) -> None:
     empty = settings.model_copy(update={"model_path": tmp_path / "no-model"})
     client = LocalEndpointClient(empty)

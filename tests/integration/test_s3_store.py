@@ -14,13 +14,13 @@ from moto.server import ThreadedMotoServer
 from skinscan_common.config import Settings
 from skinscan_common.storage import ObjectNotFoundError, build_object_store
 from skinscan_common.storage.s3 import S3ObjectStore
-from tests.support.postgres import _free_port
+from tests.support.net import free_port
 
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
     """A real HTTP S3 (moto server), so presigned URLs can be fetched over HTTP."""
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"

@@ -22,7 +22,7 @@ from skinscan.local_stack import create_app
 from skinscan_common.config import Settings
 from skinscan_common.s3events import S3Object, object_created_event, parse_s3_event
 from skinscan_common.services.uploads import prediction_id_of
-from tests.engine_fixtures import ham_fixture_paths, ham_images, random_model_dir  # noqa: F401
+from tests.engine_fixtures import ham_fixture_paths
 
 
 def test_prediction_id_of_upload_keys() -> None:

@@ -21,7 +21,7 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from fastapi.testclient import TestClient
 from moto.server import ThreadedMotoServer
 
-from tests.support.postgres import _free_port
+from tests.support.net import free_port
 
 REGION = "eu-west-1"
 INVOKE_EVENT = "before-send.sagemaker-runtime.InvokeEndpoint"
@@ -30,7 +30,7 @@ INVOKE_EVENT = "before-send.sagemaker-runtime.InvokeEndpoint"
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
     """A moto server (every service) on 127.0.0.1 and a free port; yields its URL."""
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:

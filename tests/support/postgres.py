@@ -10,7 +10,6 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -18,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pg8000.native
+
+from tests.support.net import free_port
 
 DEFAULT_URL = "postgresql+pg8000://postgres@127.0.0.1:5432"
 
@@ -33,12 +34,6 @@ def _reachable(host: str, port: int, user: str) -> bool:
         return False
     conn.close()
     return True
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _pg_bin() -> Path:
@@ -60,7 +55,7 @@ def throwaway_server() -> Iterator[str]:
         shutil.chown(root, "nobody")
         root.chmod(0o700)
         prefix = ["runuser", "-u", "nobody", "--"]
-    data, sock, port = root / "data", root / "sock", _free_port()
+    data, sock, port = root / "data", root / "sock", free_port()
     run = lambda *cmd: subprocess.run(  # noqa: E731
         [*prefix, *map(str, cmd)], check=True, capture_output=True, cwd=root
     )

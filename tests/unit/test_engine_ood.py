@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 
 from skinscan_engine.engine import Engine
-from tests.engine_fixtures import REPO, engine, random_model_dir  # noqa: F401
+from tests.engine_fixtures import REPO
 
 
 def _ood_check():
@@ -23,17 +23,21 @@ def non_skin() -> dict[str, bytes]:
     return _ood_check().non_skin_images()
 
 
-def test_non_skin_set_is_local_and_readable(non_skin: dict[str, bytes], engine: Engine) -> None:  # noqa: F811
+def test_non_skin_set_is_local_and_readable(non_skin: dict[str, bytes], engine: Engine) -> None:
     assert sum(k.startswith("skimage/") for k in non_skin) >= 20  # bundled in the wheel
-    assert {"synthetic/uniform-noise", "synthetic/flat-white", "synthetic/text",
-            "synthetic/screenshot"} <= set(non_skin)
+    assert {
+        "synthetic/uniform-noise",
+        "synthetic/flat-white",
+        "synthetic/text",
+        "synthetic/screenshot",
+    } <= set(non_skin)
     for name, data in non_skin.items():
         engine.prepare(data)  # every one decodes (grey, palette, GIF, RGBA included)
         assert data, name
 
 
 def test_gate_rejects_every_image_scored_above_threshold(
-    non_skin: dict[str, bytes], engine: Engine  # noqa: F811
+    non_skin: dict[str, bytes], engine: Engine
 ) -> None:
     names = sorted(non_skin)[::3]  # a third of them keeps this test small
     preds = engine.predict([non_skin[n] for n in names])
@@ -45,8 +49,9 @@ def test_gate_rejects_every_image_scored_above_threshold(
     finally:
         engine.ood_threshold = saved
     assert all(p.result["verdict"] == "unknown" for p in again)
-    assert all(p.result["reason"].startswith("not recognised as a skin-lesion photo")
-               for p in again)
+    assert all(
+        p.result["reason"].startswith("not recognised as a skin-lesion photo") for p in again
+    )
 
 
 def test_gate_reuses_projected_means_until_its_tensors_change() -> None:

@@ -13,21 +13,15 @@ from PIL import Image
 
 from skinscan_engine.engine import RESULT_KEYS, Engine, EngineConfig
 from skinscan_engine.model import MALIGNANT
-from tests.engine_fixtures import (  # noqa: F401
-    engine,
-    ham_images,
-    random_model_dir,
-    shared_ham_paths,
-    shipped_model_path,
-)
+from tests.engine_fixtures import shared_ham_paths, shipped_model_path
 
 
 @pytest.fixture(scope="module")
-def answers(engine: Engine, ham_images: list[bytes]) -> list:  # noqa: F811
+def answers(engine: Engine, ham_images: list[bytes]) -> list:
     return engine.predict(ham_images[:8])
 
 
-def test_result_dict(answers: list, engine: Engine) -> None:  # noqa: F811
+def test_result_dict(answers: list, engine: Engine) -> None:
     for pred in answers:
         r = pred.result
         assert tuple(r) == RESULT_KEYS
@@ -43,7 +37,7 @@ def test_result_dict(answers: list, engine: Engine) -> None:  # noqa: F811
         assert "heatmap_png" not in r  # heatmaps travel beside the JSON, not in it
 
 
-def test_heatmap_pngs(answers: list, engine: Engine) -> None:  # noqa: F811
+def test_heatmap_pngs(answers: list, engine: Engine) -> None:
     pred = answers[0]
     raw = Image.open(io.BytesIO(pred.heatmap_png()))
     over = Image.open(io.BytesIO(pred.overlay_png()))
@@ -56,7 +50,7 @@ def test_heatmap_pngs(answers: list, engine: Engine) -> None:  # noqa: F811
     assert d["heatmap_png"].startswith(b"\x89PNG") and d["overlay_png"].startswith(b"\x89PNG")
 
 
-def test_threshold_and_confidence(random_model_dir, ham_images: list[bytes]) -> None:  # noqa: F811
+def test_threshold_and_confidence(random_model_dir, ham_images: list[bytes]) -> None:
     eng = Engine.from_path(random_model_dir, EngineConfig(device="cpu", precision="fp32"))
     eng.ood_threshold = None  # gate off: benign/malignant only
     eng.threshold = 0.0
@@ -70,7 +64,7 @@ def test_threshold_and_confidence(random_model_dir, ham_images: list[bytes]) -> 
     assert "< threshold" in pred.result["reason"]
 
 
-def test_temperature_softens(random_model_dir, ham_images: list[bytes]) -> None:  # noqa: F811
+def test_temperature_softens(random_model_dir, ham_images: list[bytes]) -> None:
     eng = Engine.from_path(random_model_dir, EngineConfig(device="cpu", precision="fp32"))
     [sharp] = eng.predict(ham_images[:1])
     eng.temperature = 100.0
@@ -80,9 +74,9 @@ def test_temperature_softens(random_model_dir, ham_images: list[bytes]) -> None:
 
 
 def test_gate_rejects_above_threshold(
-    engine: Engine,  # noqa: F811
+    engine: Engine,
     answers: list,
-    ham_images: list[bytes],  # noqa: F811
+    ham_images: list[bytes],
 ) -> None:
     scores = sorted(p.result["ood_score"] for p in answers)
     threshold = (scores[3] + scores[4]) / 2
@@ -103,7 +97,7 @@ def test_gate_rejects_above_threshold(
     assert any(r["verdict"] != "unknown" for r in results)
 
 
-def test_gate_methods_without_tensors(random_model_dir, ham_images: list[bytes]) -> None:  # noqa: F811
+def test_gate_methods_without_tensors(random_model_dir, ham_images: list[bytes]) -> None:
     eng = Engine.from_path(random_model_dir, EngineConfig(device="cpu", precision="fp32"))
     eng.ood_method, eng.ood_threshold = "energy", -1e9
     [pred] = eng.predict(ham_images[:1])
@@ -113,14 +107,14 @@ def test_gate_methods_without_tensors(random_model_dir, ham_images: list[bytes])
     assert pred.result["verdict"] != "unknown" and pred.result["ood_score"] == 0.0
 
 
-def test_grad_cam_class_on_request(engine: Engine, ham_images: list[bytes]) -> None:  # noqa: F811
+def test_grad_cam_class_on_request(engine: Engine, ham_images: list[bytes]) -> None:
     preds = engine.predict(ham_images[:2], classes=["bcc", 4])
     assert [p.explained_class for p in preds] == ["bcc", "mel"]
     with pytest.raises(ValueError):
         engine.predict(ham_images[:1], classes=["cat"])
 
 
-def test_chunks_give_the_same_answers(random_model_dir, ham_images: list[bytes]) -> None:  # noqa: F811
+def test_chunks_give_the_same_answers(random_model_dir, ham_images: list[bytes]) -> None:
     cfg = EngineConfig(device="cpu", precision="fp32")
     whole = Engine.from_path(random_model_dir, cfg).predict(ham_images[:6])
     chunked = Engine.from_path(random_model_dir, replace(cfg, max_batch_size=4))
@@ -131,13 +125,13 @@ def test_chunks_give_the_same_answers(random_model_dir, ham_images: list[bytes])
         assert np.abs(a.cam - b.cam).max() < 1e-4
 
 
-def test_inputs_bytes_array_and_pil_agree(engine: Engine, ham_images: list[bytes]) -> None:  # noqa: F811
+def test_inputs_bytes_array_and_pil_agree(engine: Engine, ham_images: list[bytes]) -> None:
     img = Image.open(io.BytesIO(ham_images[0])).convert("RGB")
     a, b, c = engine.predict([ham_images[0], np.asarray(img), img])
     assert a.result == b.result == c.result
 
 
-def test_bf16_agrees_with_fp32(random_model_dir) -> None:  # noqa: F811
+def test_bf16_agrees_with_fp32(random_model_dir) -> None:
     """bf16 verdicts agree with fp32 on >= 99.5% of real images, p_malignant within 0.02.
 
     Meaningful only with trained weights: it uses the shipped model when ``models/`` has one
@@ -171,7 +165,7 @@ def test_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (cfg.precision, cfg.compile, cfg.overlay_width, cfg.device) == ("fp32", True, 256, "cpu")
 
 
-def test_no_autograd_graph(engine: Engine, ham_images: list[bytes]) -> None:  # noqa: F811
+def test_no_autograd_graph(engine: Engine, ham_images: list[bytes]) -> None:
     # Grad-CAM needs no gradients: the whole predict runs in inference mode.
     before = torch.is_grad_enabled()
     [pred] = engine.predict(ham_images[:1])

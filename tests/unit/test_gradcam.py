@@ -12,7 +12,6 @@ from skinscan_engine.engine import Engine
 from skinscan_engine.gradcam import gradcam, minmax
 from skinscan_engine.model import forward_with_features, head_linear
 from skinscan_engine.preprocessing import normalize, to_batch
-from tests.engine_fixtures import engine_fp32, ham_images, random_model_dir  # noqa: F401
 
 TOL = 1e-4
 
@@ -23,13 +22,13 @@ def _reference(model: torch.nn.Module, x: torch.Tensor, classes: list[int]) -> n
 
 
 @pytest.fixture(scope="module")
-def batch(engine_fp32: Engine, ham_images: list[bytes]) -> torch.Tensor:  # noqa: F811
+def batch(engine_fp32: Engine, ham_images: list[bytes]) -> torch.Tensor:
     pixels = [engine_fp32.prepare(b).pixels for b in ham_images[:8]]
     return normalize(to_batch(pixels), engine_fp32.geometry)
 
 
 def test_matches_pytorch_grad_cam_for_predicted_and_other_classes(
-    engine_fp32: Engine, batch: torch.Tensor  # noqa: F811
+    engine_fp32: Engine, batch: torch.Tensor
 ) -> None:
     model = engine_fp32.network
     with torch.inference_mode():  # proves no backward pass is needed
@@ -48,9 +47,7 @@ def test_matches_pytorch_grad_cam_for_predicted_and_other_classes(
     assert (ref_pred.reshape(len(ref_pred), -1).max(1) > 0.99).all()
 
 
-def test_engine_maps_match_reference(
-    engine_fp32: Engine, ham_images: list[bytes]  # noqa: F811
-) -> None:
+def test_engine_maps_match_reference(engine_fp32: Engine, ham_images: list[bytes]) -> None:
     images = ham_images[:8]
     preds = engine_fp32.predict(images, classes=["mel"] * 4 + [None] * 4)
     x = normalize(to_batch([engine_fp32.prepare(b).pixels for b in images]), engine_fp32.geometry)

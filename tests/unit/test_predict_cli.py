@@ -8,7 +8,6 @@ from pathlib import Path
 
 from skinscan.commands import predict
 from tests import image_samples as samples
-from tests.engine_fixtures import ham_images, random_model_dir  # noqa: F401
 
 
 def _run(argv: list[str]) -> int:
@@ -18,7 +17,7 @@ def _run(argv: list[str]) -> int:
 
 
 def test_folder_with_bad_files(
-    tmp_path: Path, random_model_dir: Path, ham_images: list[bytes]  # noqa: F811
+    tmp_path: Path, random_model_dir: Path, ham_images: list[bytes]
 ) -> None:
     folder = tmp_path / "in"
     (folder / "sub").mkdir(parents=True)
@@ -31,17 +30,36 @@ def test_folder_with_bad_files(
     missing = tmp_path / "missing.jpg"
     out, maps = tmp_path / "out.csv", tmp_path / "maps"
 
-    code = _run([str(folder), str(missing), "--csv", str(out), "--heatmaps", str(maps),
-                 "--model", str(random_model_dir), "--batch-size", "3", "--no-progress",
-                 "--device", "cpu"])
+    code = _run(
+        [
+            str(folder),
+            str(missing),
+            "--csv",
+            str(out),
+            "--heatmaps",
+            str(maps),
+            "--model",
+            str(random_model_dir),
+            "--batch-size",
+            "3",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
 
     assert code == 1  # some rows are errors
     rows = list(csv.DictReader(out.open()))
     assert list(rows[0]) == list(predict.COLUMNS)
     by_name = {Path(r["image"]).relative_to(tmp_path).as_posix(): r for r in rows}
     assert set(by_name) == {
-        "in/lesion0.jpg", "in/lesion1.jpg", "in/lesion2.jpg", "in/sub/lesion0.jpg",
-        "in/notes.jpg", "in/empty.png", "missing.jpg",
+        "in/lesion0.jpg",
+        "in/lesion1.jpg",
+        "in/lesion2.jpg",
+        "in/sub/lesion0.jpg",
+        "in/notes.jpg",
+        "in/empty.png",
+        "missing.jpg",
     }
     for name in ("in/lesion0.jpg", "in/lesion1.jpg", "in/lesion2.jpg", "in/sub/lesion0.jpg"):
         row = by_name[name]
@@ -61,7 +79,7 @@ def test_folder_with_bad_files(
 
 
 def test_all_good_to_stdout(
-    tmp_path: Path, random_model_dir: Path, ham_images: list[bytes], capsys  # noqa: F811
+    tmp_path: Path, random_model_dir: Path, ham_images: list[bytes], capsys
 ) -> None:
     image = tmp_path / "a.jpg"
     image.write_bytes(ham_images[0])

@@ -8,7 +8,6 @@ import pytest
 from skinscan_engine.engine import Engine
 from skinscan_engine.preprocessing import ImageDecodeError, decode_image
 from tests import image_samples as samples
-from tests.engine_fixtures import engine, ham_images, random_model_dir  # noqa: F401
 
 
 @pytest.mark.parametrize(
@@ -21,7 +20,7 @@ from tests.engine_fixtures import engine, ham_images, random_model_dir  # noqa: 
     ],
     ids=["zero-bytes", "truncated-jpeg", "text-named-jpg", "100-megapixel-png"],
 )
-def test_unreadable_input_is_a_clear_error(data: bytes, code: str, engine: Engine) -> None:  # noqa: F811
+def test_unreadable_input_is_a_clear_error(data: bytes, code: str, engine: Engine) -> None:
     with pytest.raises(ImageDecodeError) as info:
         engine.prepare(data)
     assert info.value.code == code
@@ -44,7 +43,7 @@ def test_too_many_bytes() -> None:
     ],
     ids=["cmyk", "16-bit", "rgba", "palette"],
 )
-def test_every_mode_becomes_rgb(data: bytes, source_mode: str, engine: Engine) -> None:  # noqa: F811
+def test_every_mode_becomes_rgb(data: bytes, source_mode: str, engine: Engine) -> None:
     from io import BytesIO
 
     from PIL import Image
@@ -78,9 +77,12 @@ def test_exif_orientation_is_applied() -> None:
     assert diff.mean() < 8  # JPEG noise only; a wrong turn would differ by ~100
 
 
-def test_predict_safe_keeps_going(engine: Engine, ham_images: list[bytes]) -> None:  # noqa: F811
+def test_predict_safe_keeps_going(engine: Engine, ham_images: list[bytes]) -> None:
     inputs = [ham_images[0], b"", samples.text_as_jpg(), ham_images[1]]
     out = engine.predict_safe(inputs)
     assert [type(o).__name__ for o in out] == [
-        "Prediction", "ImageDecodeError", "ImageDecodeError", "Prediction"
+        "Prediction",
+        "ImageDecodeError",
+        "ImageDecodeError",
+        "Prediction",
     ]

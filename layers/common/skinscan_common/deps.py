@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -10,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from skinscan_common.cache import KeyedCache
 from skinscan_common.config import Settings, get_settings
 from skinscan_common.db import User, get_engine, session_factory
 from skinscan_common.endpoint import EndpointClient, get_endpoint_client
@@ -17,9 +17,8 @@ from skinscan_common.errors import UnauthorizedError
 from skinscan_common.security import TokenError, jwt_key, verify_access_token
 from skinscan_common.storage import ObjectStore, build_object_store
 
-_lock = threading.Lock()
-_stores: dict[tuple[object, ...], ObjectStore] = {}
-_endpoints: dict[tuple[object, ...], EndpointClient] = {}
+_stores: KeyedCache[ObjectStore] = KeyedCache()
+_endpoints: KeyedCache[EndpointClient] = KeyedCache()
 _bearer = HTTPBearer(auto_error=False)
 
 
@@ -57,29 +56,19 @@ def _store_key(settings: Settings) -> tuple[object, ...]:
 
 def object_store(settings: SettingsDep) -> ObjectStore:
     """The object store (one per configuration, reused)."""
-    key = _store_key(settings)
-    with _lock:
-        store = _stores.get(key)
-        if store is None:
-            store = _stores[key] = build_object_store(settings)
-        return store
+    return _stores.get(_store_key(settings), lambda: build_object_store(settings))
 
 
 def endpoint_client(settings: SettingsDep) -> EndpointClient:
     """The model endpoint client (one per configuration; the local engine loads once)."""
     key = (settings.endpoint_mode, settings.endpoint_name, str(settings.model_path))
-    with _lock:
-        client = _endpoints.get(key)
-        if client is None:
-            client = _endpoints[key] = get_endpoint_client(settings)
-        return client
+    return _endpoints.get(key, lambda: get_endpoint_client(settings))
 
 
 def reset_caches() -> None:
     """Forget cached stores and endpoint clients (tests)."""
-    with _lock:
-        _stores.clear()
-        _endpoints.clear()
+    _stores.clear()
+    _endpoints.clear()
 
 
 DbSession = Annotated[Session, Depends(db_session)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,8 +13,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-_lock = threading.Lock()
-_engines: dict[str, Engine] = {}
+from skinscan_common.cache import KeyedCache
+
+_engines: KeyedCache[Engine] = KeyedCache()
 
 
 def normalise_url(url: str) -> str:
@@ -75,19 +75,12 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
 def get_engine(url: str) -> Engine:
     """The process-wide engine for ``url`` (reused across Lambda invocations)."""
     url = normalise_url(url)
-    with _lock:
-        engine = _engines.get(url)
-        if engine is None:
-            engine = _engines[url] = create_db_engine(url)
-        return engine
+    return _engines.get(url, lambda: create_db_engine(url))
 
 
 def dispose_engines() -> None:
     """Close every cached engine (tests, shutdown)."""
-    with _lock:
-        for engine in _engines.values():
-            engine.dispose()
-        _engines.clear()
+    _engines.clear(close=Engine.dispose)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
