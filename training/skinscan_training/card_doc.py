@@ -62,10 +62,11 @@ def render(card: ModelCard, report: dict[str, Any], plots_dir: str, ood: dict | 
         "used for training or tuning.",
         "",
         "## Training",
-        f"- {card.training.get('epochs')} epochs, AdamW with a one-cycle schedule, label "
-        "smoothing, sampling weighted towards rare diagnoses, dermoscopy augmentation "
-        "(flips, 90° and small rotations, scale, colour jitter), bfloat16 autocast, "
-        "channels-last. Configuration: "
+        *_stages(card),
+        "- Every stage: AdamW with a one-cycle schedule, label smoothing, sampling weighted "
+        "towards rare diagnoses, dermoscopy augmentation (flips, 90° and small rotations, scale, "
+        "colour jitter), channels-last; one checkpoint per epoch, the epoch with the best "
+        "validation AUC kept. Configuration of the last stage: "
         f"`{json.dumps(card.training.get('config', {}))}`.",
         "",
         f"![training curves]({plots_dir}/training_curves.png)",
@@ -150,6 +151,29 @@ def render(card: ModelCard, report: dict[str, Any], plots_dir: str, ood: dict | 
         "",
     ]
     return "\n".join(lines)
+
+
+def _stages(card: ModelCard) -> list[str]:
+    """One line per training stage, oldest first (a warm start names the model it began from)."""
+    stages = []
+    stage: dict[str, Any] | None = {
+        "version": card.version,
+        "input": f"{card.input_width}x{card.input_height}",
+        **card.training,
+    }
+    while stage:
+        stages.append(stage)
+        stage = stage.get("initialised_from")
+    lines = []
+    for n, st in enumerate(reversed(stages), start=1):
+        start = "random initialisation" if n == 1 else f"stage {n - 1}'s weights (warm start)"
+        precision = {"bf16": "bfloat16 autocast", "fp32": "fp32"}.get(
+            st.get("precision") or "bf16", str(st.get("precision"))
+        )
+        lines.append(
+            f"- Stage {n}: {st.get('epochs')} epochs at {st['input']} px from {start}, {precision}."
+        )
+    return lines
 
 
 def write(card_path: Path, report_path: Path, out: Path, plots_dir: str, ood_path: Path | None):

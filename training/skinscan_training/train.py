@@ -276,10 +276,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             "generator": gen.get_state(),
             "epoch": epoch + 1,
             "best_auc": best_auc,
+            "precision": "bf16" if bf16 else "fp32",
         }
         if improved:
             _save_checkpoint(
-                best_ckpt, {k: state[k] for k in ("config", "geometry", "model", "epoch")}
+                best_ckpt,
+                {k: state[k] for k in ("config", "geometry", "model", "epoch", "precision")},
             )
         _save_checkpoint(last_ckpt, state)
     log.close()

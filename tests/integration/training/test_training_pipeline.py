@@ -97,6 +97,11 @@ def test_init_starts_from_a_shipped_model(
     state = torch.load(warm / "last.pt", weights_only=False)["model"]
     for name in ("conv1.weight", "layer4.2.conv3.weight", "fc.1.weight", "fc.1.bias"):
         assert torch.equal(state[name], shipped[name]), name
+    # The exported card says where the run started, so the model card can name both stages.
+    training = load_model(finalize_run(warm, version="warm")).card.training
+    assert training["initialised_from"]["version"] == "init-source"
+    assert training["initialised_from"]["input"] == "48x36"
+    assert training["precision"] in ("bf16", "fp32")
     # A run from scratch with the same seed starts elsewhere.
     cold = tmp_path / "cold"
     train(TrainConfig(data=str(tiny_ham), out=str(cold), epochs=1, lr=0.0, **FAST))
