@@ -9,12 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from skinscan_engine.model import CLASSES, build_model, malignant_mask
-from skinscan_engine.model_card import ModelCard, resolve_paths, save_model
+from skinscan_engine.model_card import ModelCard, save_model
 from skinscan_engine.ood import MahalanobisGate
 from skinscan_engine.preprocessing import Geometry
 
@@ -27,20 +26,6 @@ from .train import TrainConfig, pick_device, predict_logits, prepare_data, wants
 TARGET_SENSITIVITY = 0.90
 #: At most this share of in-distribution validation images may be answered "unknown".
 MAX_OOD_REJECT = 0.05
-
-
-def init_lineage(init: str) -> dict[str, Any] | None:
-    """What a warm-started run started from: the earlier model's version, input and training."""
-    if not init:
-        return None
-    earlier = ModelCard.load(resolve_paths(Path(init))[1])
-    return {
-        "version": earlier.version,
-        "input": f"{earlier.input_width}x{earlier.input_height}",
-        "epochs": earlier.training.get("epochs"),
-        "precision": earlier.training.get("precision", "bf16"),
-        "initialised_from": earlier.training.get("initialised_from"),
-    }
 
 
 def finalize_run(run_dir: Path, version: str | None = None, out_stem: Path | None = None) -> Path:
@@ -116,7 +101,7 @@ def finalize_run(run_dir: Path, version: str | None = None, out_stem: Path | Non
             "epochs": ckpt["epoch"],
             # Checkpoints from before this field was written were made on this machine.
             "precision": ckpt.get("precision") or ("bf16" if bf16 else "fp32"),
-            "initialised_from": init_lineage(cfg.init),
+            "initialised_from": ckpt.get("init_lineage"),
             "config": {
                 k: v for k, v in ckpt["config"].items() if k not in ("data", "out", "cache_dir")
             },

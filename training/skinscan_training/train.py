@@ -152,16 +152,28 @@ def summarize(logits: torch.Tensor, labels: np.ndarray) -> dict[str, float]:
     return out
 
 
-def init_weights(path: Path) -> dict[str, torch.Tensor]:
-    """The network weights of a shipped model, in fp32, to start a run from.
+def init_from(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The network weights (fp32) of a shipped model to start a run from, and its lineage.
 
     A warm start lets a run go on from a model that was already trained on the same split
     (for example at a larger input size), instead of spending its epochs relearning from
     scratch. The "unknown" gate's statistics are not part of the network and are left out.
+    The lineage (version, input size, epochs, precision, and what *it* started from) goes
+    into the checkpoints, so the exported card can name every stage even if the earlier
+    model's files have moved on since.
     """
     from skinscan_engine.model_card import load_model
 
-    return load_model(path).network.state_dict()
+    loaded = load_model(path)
+    card = loaded.card
+    lineage = {
+        "version": card.version,
+        "input": f"{card.input_width}x{card.input_height}",
+        "epochs": card.training.get("epochs"),
+        "precision": card.training.get("precision", "bf16"),
+        "initialised_from": card.training.get("initialised_from"),
+    }
+    return loaded.network.state_dict(), lineage
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -183,7 +195,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     else:
         saved = None
     # Read the warm-start weights before the slow data preparation, so a bad path fails at once.
-    init_state = init_weights(Path(cfg.init)) if cfg.init and saved is None else None
+    init_state, lineage = init_from(Path(cfg.init)) if cfg.init and saved is None else (None, None)
+    if saved is not None:
+        lineage = saved.get("init_lineage")
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     random.seed(cfg.seed)
@@ -277,11 +291,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             "epoch": epoch + 1,
             "best_auc": best_auc,
             "precision": "bf16" if bf16 else "fp32",
+            "init_lineage": lineage,
         }
         if improved:
             _save_checkpoint(
                 best_ckpt,
-                {k: state[k] for k in ("config", "geometry", "model", "epoch", "precision")},
+                {
+                    k: state[k]
+                    for k in ("config", "geometry", "model", "epoch", "precision", "init_lineage")
+                },
             )
         _save_checkpoint(last_ckpt, state)
     log.close()
