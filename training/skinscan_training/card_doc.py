@@ -68,6 +68,8 @@ def render(card: ModelCard, report: dict[str, Any], plots_dir: str, ood: dict | 
         "colour jitter), channels-last; one checkpoint per epoch, the epoch with the best "
         "validation AUC kept. Configuration of the last stage: "
         f"`{json.dumps(card.training.get('config', {}))}`.",
+        f"- Every run made so far, including those not shipped: [experiments]({plots_dir}/"
+        "experiments.md).",
         "",
         f"![training curves]({plots_dir}/training_curves.png)",
         "",
@@ -159,6 +161,7 @@ def _stages(card: ModelCard) -> list[str]:
     stage: dict[str, Any] | None = {
         "version": card.version,
         "input": f"{card.input_width}x{card.input_height}",
+        "schedule_epochs": card.training.get("config", {}).get("epochs"),
         **card.training,
     }
     while stage:
@@ -170,8 +173,11 @@ def _stages(card: ModelCard) -> list[str]:
         precision = {"bf16": "bfloat16 autocast", "fp32": "fp32"}.get(
             st.get("precision") or "bf16", str(st.get("precision"))
         )
+        schedule = st.get("schedule_epochs")
+        of = f" of a {schedule}-epoch schedule" if schedule else ""
         lines.append(
-            f"- Stage {n}: {st.get('epochs')} epochs at {st['input']} px from {start}, {precision}."
+            f"- Stage {n}: weights from epoch {st.get('epochs')}{of} at {st['input']} px, "
+            f"from {start}, {precision}."
         )
     return lines
 

@@ -170,6 +170,7 @@ def init_from(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         "version": card.version,
         "input": f"{card.input_width}x{card.input_height}",
         "epochs": card.training.get("epochs"),
+        "schedule_epochs": card.training.get("config", {}).get("epochs"),
         "precision": card.training.get("precision", "bf16"),
         "initialised_from": card.training.get("initialised_from"),
     }

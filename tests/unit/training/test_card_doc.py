@@ -12,19 +12,42 @@ def test_warm_started_model_lists_both_stages_oldest_first() -> None:
         input_width=160,
         input_height=120,
         training={
-            "epochs": 9,
+            "epochs": 5,
             "precision": "fp32",
-            "initialised_from": {"version": "1.0.0", "input": "128x96", "epochs": 15},
+            "config": {"epochs": 9},
+            "initialised_from": {
+                "version": "1.0.0",
+                "input": "128x96",
+                "epochs": 11,
+                "schedule_epochs": 15,
+            },
         },
     )
     assert _stages(card) == [
-        "- Stage 1: 15 epochs at 128x96 px from random initialisation, bfloat16 autocast.",
-        "- Stage 2: 9 epochs at 160x120 px from stage 1's weights (warm start), fp32.",
+        "- Stage 1: weights from epoch 11 of a 15-epoch schedule at 128x96 px, from random "
+        "initialisation, bfloat16 autocast.",
+        "- Stage 2: weights from epoch 5 of a 9-epoch schedule at 160x120 px, from stage 1's "
+        "weights (warm start), fp32.",
     ]
 
 
 def test_model_from_scratch_has_one_stage() -> None:
     card = ModelCard(version="1.0.0", training={"epochs": 15, "precision": "bf16"})
     assert _stages(card) == [
-        "- Stage 1: 15 epochs at 128x96 px from random initialisation, bfloat16 autocast."
+        "- Stage 1: weights from epoch 15 at 128x96 px, from random initialisation, "
+        "bfloat16 autocast."
     ]
+
+
+def test_committed_model_card_matches_the_shipped_model_and_its_report() -> None:
+    # docs/model-card.md is rendered from the card and the report: re-rendering changes nothing.
+    import json
+    from pathlib import Path
+
+    from skinscan_training.card_doc import render
+
+    repo = Path(__file__).resolve().parents[3]
+    card = ModelCard.load(repo / "models" / "skinscan-resnet50-v1.json")
+    report = json.loads((repo / "docs" / "model" / "report.json").read_text())
+    ood = json.loads((repo / "docs" / "model" / "ood_check.json").read_text())
+    assert render(card, report, "model", ood) == (repo / "docs" / "model-card.md").read_text()
