@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
-from mangum import Mangum
 
-from skinscan_common.api import create_function_app
+from skinscan_common.api import create_function_app, lambda_handler
 from skinscan_common.deps import CurrentUser, DbSession, SettingsDep, Store
 from skinscan_common.schemas import (
     ErrorBody,
@@ -73,4 +72,4 @@ def delete_me(user: CurrentUser, session: DbSession, store: Store) -> Response:
 
 
 app = create_function_app("SkinScan auth", [router])
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(app)

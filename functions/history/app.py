@@ -6,9 +6,8 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
-from mangum import Mangum
 
-from skinscan_common.api import create_function_app
+from skinscan_common.api import create_function_app, lambda_handler
 from skinscan_common.deps import CurrentUser, DbSession, OptionalUser, SettingsDep, Store
 from skinscan_common.errors import UnauthorizedError
 from skinscan_common.schemas import ErrorBody, PredictionPage, PredictionView
@@ -93,4 +92,4 @@ def delete_prediction(
 
 
 app = create_function_app("SkinScan history", [router])
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(app)

@@ -12,9 +12,8 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, UploadFile
-from mangum import Mangum
 
-from skinscan_common.api import create_function_app
+from skinscan_common.api import create_function_app, lambda_handler
 from skinscan_common.deps import DbSession, Endpoint, OptionalUser, SettingsDep, Store
 from skinscan_common.endpoint import EndpointError
 from skinscan_common.errors import AppError, PayloadTooLargeError
@@ -90,4 +89,4 @@ def predict(
 
 
 app = create_function_app("SkinScan predict", [router])
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(app)

@@ -11,10 +11,9 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, status
-from mangum import Mangum
 from pydantic import BaseModel, ConfigDict, Field
 
-from skinscan_common.api import create_function_app
+from skinscan_common.api import create_function_app, lambda_handler
 from skinscan_common.deps import DbSession, OptionalUser, SettingsDep, Store
 from skinscan_common.schemas import ErrorBody, Status
 from skinscan_common.services import uploads
@@ -90,4 +89,4 @@ def create_upload(
 
 
 app = create_function_app("SkinScan uploads", [router])
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(app)

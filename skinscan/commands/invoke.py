@@ -84,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
         from skinscan_common.db import migrate
 
         migrate(get_settings().database_url)
-    response = invoke(args.function, event)
+    # stdout is for the answer: what the function prints itself (its metrics) goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        response = invoke(args.function, event)
     if args.raw:
         print(json.dumps(response, indent=2))
         return 0

@@ -36,6 +36,8 @@ def test_invoke_prints_the_response(tmp_path: Path) -> None:
     assert reg.returncode == 0, reg.stderr
     answer = json.loads(reg.stdout)
     assert answer["statusCode"] == 201
+    # The function's metrics (a CloudWatch EMF line) go to stderr, leaving stdout to the answer.
+    assert '"AccountRegistered"' in reg.stderr
     token = answer["body"]["tokens"]["access_token"]
     me = subprocess.run(
         [*env_cmd, "--event", str(ROOT / "events/auth/me.json"), "--token", token],

@@ -118,3 +118,25 @@ def test_sample_events_are_handled(path: Path, function_apps: Any) -> None:
     status, body = call_handler(module.handler, json.loads(path.read_text()))
     assert status < 500, body
     assert body is None or isinstance(body, dict)
+
+
+def test_handler_publishes_its_metrics_once_per_invocation(
+    function_apps: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from skinscan_common.observability import metrics
+
+    auth = function_apps("auth")
+    body = {"email": "metrics@example.com", "password": "correct horse battery"}
+    capsys.readouterr()
+    status, _ = call_handler(auth.handler, http_event("POST", "/v1/auth/register", json_body=body))
+    assert status == 201
+    records = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
+    ]
+    # One CloudWatch EMF record with the count, and nothing left buffered for the next call.
+    assert len(records) == 1 and records[0]["AccountRegistered"] == [1.0]
+    assert records[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "SkinScanTest"
+    assert not metrics.metric_set
+    status, _ = call_handler(auth.handler, http_event("POST", "/v1/auth/login", json_body=body))
+    assert status == 200
+    assert '"_aws"' not in capsys.readouterr().out

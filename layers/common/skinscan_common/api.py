@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from mangum import Mangum
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from skinscan_common.config import Settings, get_settings
 from skinscan_common.errors import BodySizeLimitMiddleware, install_error_handlers
-from skinscan_common.observability import logger
+from skinscan_common.observability import flush_metrics, logger
 
 
 class RequestLogMiddleware:
@@ -74,3 +76,16 @@ def create_function_app(title: str, routers: Iterable[APIRouter], version: str =
         app.include_router(router)
     install_middleware(app)
     return app
+
+
+def lambda_handler(app: FastAPI) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The Lambda entry point for ``app``: API Gateway events in, metrics flushed after each."""
+    adapter = Mangum(app, lifespan="off")
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        try:
+            return adapter(event, context)
+        finally:
+            flush_metrics()
+
+    return handler

@@ -84,6 +84,17 @@ metrics: Metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 tracer: Tracer = Tracer(service=SERVICE)
 
 
+def flush_metrics() -> None:
+    """Publish the metrics recorded so far (one CloudWatch EMF line on stdout), then forget them.
+
+    Lambda entry points call this at the end of every invocation: Powertools only buffers
+    ``add_metric`` calls, so without a flush the counts never reach CloudWatch.
+    """
+    if metrics.metric_set:
+        metrics.flush_metrics()
+        metrics.clear_metrics()  # also when POWERTOOLS_METRICS_DISABLED made the flush a no-op
+
+
 def set_log_level(level: str) -> None:
     """Change the level at run time (``skinscan serve --log-level``)."""
     logger.setLevel(level.upper())
