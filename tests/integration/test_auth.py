@@ -150,3 +150,24 @@ def test_delete_me(client: TestClient, register: Any, session: Session) -> None:
         "/v1/auth/login", json={"email": "ada@example.com", "password": reg["password"]}
     )
     assert login.status_code == 401
+
+
+def test_failed_commit_is_an_error_not_a_lost_success(
+    app: Any, monkeypatch: Any, session: Session
+) -> None:
+    # The request's transaction commits before the answer goes out: when the commit fails the
+    # client hears so (and can retry), instead of a 201 for an account that was never stored.
+    from sqlalchemy.exc import OperationalError
+
+    def broken_commit(self: Session) -> None:
+        raise OperationalError("COMMIT", {}, Exception("connection lost"))
+
+    body = {"email": "commit@example.com", "password": "correct horse battery"}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        monkeypatch.setattr(Session, "commit", broken_commit)
+        failed = client.post("/v1/auth/register", json=body)
+        monkeypatch.undo()
+        assert failed.status_code >= 500, failed.text
+        assert session.scalar(select(User).where(User.email == body["email"])) is None
+        assert client.post("/v1/auth/register", json=body).status_code == 201
+        assert client.post("/v1/auth/login", json=body).status_code == 200

@@ -71,7 +71,10 @@ def reset_caches() -> None:
     _endpoints.clear()
 
 
-DbSession = Annotated[Session, Depends(db_session)]
+# scope="function": commit before the response goes out. With FastAPI's default ("request")
+# the commit ran after the client already had its 2xx, so a failed commit lost data silently
+# and a client's next request could miss what it had just written.
+DbSession = Annotated[Session, Depends(db_session, scope="function")]
 Store = Annotated[ObjectStore, Depends(object_store)]
 Endpoint = Annotated[EndpointClient, Depends(endpoint_client)]
 
