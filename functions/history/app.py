@@ -51,7 +51,9 @@ def get_prediction(
     """
     guest_token = x_capability_token or token
     if guest_token:
-        row = predictions.get_for_guest(session, prediction_id, guest_token)
+        row = predictions.get_for_guest(
+            session, prediction_id, guest_token, settings.guest_token_ttl_s
+        )
     elif user is not None:
         row = predictions.get_owned(session, user.id, prediction_id)
     else:

@@ -153,3 +153,20 @@ def test_sample_events_parse() -> None:
     assert job_of_manifest(manifest.key) == "job-2026-11-30"
     record = json.loads((root / "batch_worker" / "chunk.json").read_text())["Records"][0]
     assert ChunkMessage.from_json(record["body"]).job_id == "job-2026-11-30"
+
+
+def test_guest_capability_token_expires(client: TestClient, session: Any, settings: Any) -> None:
+    from datetime import timedelta
+
+    from skinscan_common.db import Prediction
+
+    guest = client.post("/v1/uploads", json={"content_type": "image/jpeg"}).json()
+    token = {"X-Capability-Token": guest["guest_token"]}
+    url = f"/v1/predictions/{guest['id']}"
+    assert client.get(url, headers=token).json()["status"] == "pending"
+    # A day later (the default guest_token_ttl_s) the same link opens nothing.
+    row = session.get(Prediction, uuid.UUID(guest["id"]))
+    row.created_at -= timedelta(seconds=settings.guest_token_ttl_s + 1)
+    session.commit()
+    expired = client.get(url, headers=token)
+    assert expired.status_code == 404 and expired.json()["error"]["code"] == "not_found"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -85,13 +85,20 @@ def get_owned(session: Session, owner_id: uuid.UUID, prediction_id: uuid.UUID) -
     return row
 
 
-def get_for_guest(session: Session, prediction_id: uuid.UUID, guest_token: str) -> Prediction:
-    """A guest's prediction, reachable only with its capability token."""
+def get_for_guest(
+    session: Session, prediction_id: uuid.UUID, guest_token: str, ttl_s: int
+) -> Prediction:
+    """A guest's prediction, reachable only with its capability token, for ``ttl_s`` seconds.
+
+    A guest has no account to sign out of, so the token itself must stop working: a link to a
+    result that leaks (a shared screen, a browser history) opens nothing after a day.
+    """
     row = session.get(Prediction, prediction_id)
     if (
         row is None
         or row.guest_token_hash is None
         or row.guest_token_hash != hash_token(guest_token)
+        or row.created_at < utcnow() - timedelta(seconds=ttl_s)
     ):
         raise NotFoundError(NOT_FOUND)
     return row
