@@ -16,16 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
-COLUMNS = (
-    "image",
-    "verdict",
-    "p_malignant",
-    "confidence",
-    "top_class",
-    "ood_score",
-    "model_version",
-    "error",
-)
+from skinscan_common.services.batch import RESULT_COLUMNS, RESULT_FIELDS
+
+# One CSV layout for this command and the batch jobs' results.csv.
+COLUMNS = RESULT_COLUMNS
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -142,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
                         row.update(verdict="error", error=item, model_version=engine.version)
                     else:
                         pred = next(answers)
-                        row.update({k: pred.result[k] for k in COLUMNS[1:-1]}, error="")
+                        row.update({k: pred.result[k] for k in RESULT_FIELDS}, error="")
                         if heatmap_dir:
                             name = names(path)
                             (heatmap_dir / f"{name}.heatmap.png").write_bytes(pred.heatmap_png())

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from skinscan_engine.engine import use_bf16
 from skinscan_engine.model import CLASSES, build_model, forward_with_features, malignant_mask
+from skinscan_engine.model_card import load_model
 from skinscan_engine.preprocessing import Geometry, normalize, standardize, to_batch
 
 from .augment import AugmentConfig, augment
@@ -162,8 +163,6 @@ def init_from(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     into the checkpoints, so the exported card can name every stage even if the earlier
     model's files have moved on since.
     """
-    from skinscan_engine.model_card import load_model
-
     loaded = load_model(path)
     card = loaded.card
     lineage = {
@@ -195,10 +194,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         raise FileNotFoundError(f"--resume: no checkpoint at {last_ckpt}")
     else:
         saved = None
-    # Read the warm-start weights before the slow data preparation, so a bad path fails at once.
-    init_state, lineage = init_from(Path(cfg.init)) if cfg.init and saved is None else (None, None)
+    init_state: dict[str, torch.Tensor] | None = None
     if saved is not None:
         lineage = saved.get("init_lineage")
+    elif cfg.init:
+        # Read the warm-start weights before the slow data preparation: a bad path fails at once.
+        init_state, lineage = init_from(Path(cfg.init))
+    else:
+        lineage = None
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     random.seed(cfg.seed)

@@ -33,7 +33,7 @@ from skinscan_common.observability import logger
 from skinscan_common.services.batch_scoring import Blobs, output_keys
 from skinscan_common.storage import InvalidKeyError, validate_key
 
-#: The columns of ``results.csv``: the same as ``skinscan predict --csv``.
+#: The columns of ``results.csv`` and of ``skinscan predict --csv``.
 RESULT_COLUMNS = (
     "image",
     "verdict",
