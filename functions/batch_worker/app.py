@@ -6,7 +6,8 @@ they are committed after each call. The chunk's results go to ``batch/{job}/chun
 worker that finishes the job's last chunk writes ``batch/{job}/results.csv``. A failed chunk is
 reported in ``batchItemFailures`` (ReportBatchItemFailures), so SQS retries it and, after
 ``maxReceiveCount`` tries, dead-letters it; on that last try its open images are marked failed
-first, so the job still completes (a re-run scores them again).
+first, so the job still completes (a re-run scores them again). A second delivery of a chunk
+that another worker is scoring leaves the images to it and succeeds.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def process(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 layout=batch.JobLayout.for_bucket(message.job_id),
                 invoke_size=settings.batch_invoke_size,
                 last_try=receives >= settings.batch_max_receives,
+                owner=message_id or None,  # a redelivery of this message takes its lease back
+                lease_s=settings.batch_lease_s,
             )
         except Exception:
             logger.exception("chunk failed", extra=log)
@@ -55,6 +58,7 @@ def process(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 **log,
                 "scored": report.scored,
                 "skipped": report.skipped,
+                "in_flight": report.in_flight,
                 "finished_job": report.finished_job,
             },
         )

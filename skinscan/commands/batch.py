@@ -239,6 +239,9 @@ def _run_queue(
                     layout=layout,
                     invoke_size=max(1, options.batch_size),
                     last_try=tries[message.chunk] > options.retries,
+                    # One process runs the job: a lease would only hold back the images of a
+                    # run that was killed, when it is started again.
+                    lease_s=0,
                     on_scored=bar.update,
                 )
             except Exception as exc:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from functions.batch_start import app as batch_start_fn
 from functions.batch_worker import app as batch_worker_fn
@@ -22,6 +25,7 @@ from skinscan.commands.invoke import LambdaContext
 from skinscan.commands.predict import COLUMNS
 from skinscan_common.config import Settings, get_settings
 from skinscan_common.db import BatchItem, BatchJob, get_engine, session_factory, session_scope
+from skinscan_common.db.models import utcnow
 from skinscan_common.services import batch
 from tests.cloud_fixtures import (  # noqa: F401  (fixtures)
     Cloud,
@@ -176,6 +180,144 @@ def test_last_try_fails_the_items_and_a_rerun_scores_them(settings: Settings) ->
         rerun = batch.start_job(session, "job", "batch/job/manifest.csv", keys, 4)
     _run_all(settings, rerun, out, [])
     assert {r["verdict"] for r in _rows(out.objects["batch/job/results.csv"])} == {"benign"}
+
+
+# -- two deliveries of one chunk ---------------------------------------------------------------
+
+
+def _deliver(
+    settings: Settings, message: batch.ChunkMessage, score: batch.Score, owner: str, **kw: Any
+) -> batch.ChunkReport:
+    return batch.run_chunk(
+        get_engine(settings.database_url),
+        message,
+        score=score,
+        out=kw.pop("out", DictBlobs()),
+        layout=batch.JobLayout.for_bucket("job"),
+        invoke_size=2,
+        last_try=kw.pop("last_try", False),
+        owner=owner,
+        **kw,
+    )
+
+
+def test_a_chunk_delivered_twice_at_once_is_scored_once(settings: Settings) -> None:
+    db = get_engine(settings.database_url)
+    keys = [f"images/{i}.jpg" for i in range(5)]
+    with session_scope(db) as session:
+        (chunk,) = batch.start_job(session, "job", "batch/job/manifest.csv", keys, 8)
+    calls: list[str] = []
+    first_call, go_on = threading.Event(), threading.Event()
+
+    def slow(items: list[dict[str, str]]) -> list[dict[str, Any]]:
+        calls.extend(item["key"] for item in items)
+        first_call.set()
+        assert go_on.wait(30)
+        return [_answer(item) for item in items]
+
+    first_out = DictBlobs()
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(_deliver, settings, chunk, slow, "message-1", out=first_out)
+        assert first_call.wait(30)
+        # The duplicate arrives while the first delivery waits for the endpoint.
+        second_out = DictBlobs()
+        never = lambda _items: pytest.fail("scored twice")  # noqa: E731
+        second = _deliver(settings, chunk, never, "message-2", out=second_out)
+        go_on.set()
+        done = first.result(30)
+    assert (second.scored, second.in_flight, second_out.objects) == (0, 5, {})
+    assert (done.scored, done.finished_job) == (5, True)
+    assert sorted(calls) == keys
+    assert [r["verdict"] for r in _rows(first_out.objects["batch/job/results.csv"])] == [
+        "benign"
+    ] * 5
+    with session_scope(db) as session:
+        items = list(session.scalars(select(BatchItem)))
+        assert {(i.status, i.attempts, i.owner, i.leased_until) for i in items} == {
+            ("done", 1, None, None)
+        }
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_concurrent_deliveries_share_nothing(settings: Settings) -> None:
+    """Several deliveries racing for one chunk: every image reaches the endpoint once."""
+    db = get_engine(settings.database_url)
+    keys = [f"images/{i}.jpg" for i in range(40)]
+    with session_scope(db) as session:
+        (chunk,) = batch.start_job(session, "job", "batch/job/manifest.csv", keys, 64)
+    calls: list[str] = []
+    start = threading.Barrier(4)
+
+    def score(items: list[dict[str, str]]) -> list[dict[str, Any]]:
+        calls.extend(item["key"] for item in items)
+        return [_answer(item) for item in items]
+
+    def deliver(n: int) -> batch.ChunkReport:
+        start.wait(30)
+        return _deliver(settings, chunk, score, f"message-{n}")
+
+    with ThreadPoolExecutor(4) as pool:
+        reports = list(pool.map(deliver, range(4)))
+    assert sorted(calls) == sorted(keys)
+    assert sum(r.scored for r in reports) == 40
+    assert sum(r.finished_job for r in reports) == 1
+
+
+def test_leases_released_taken_back_and_expired(settings: Settings) -> None:
+    db = get_engine(settings.database_url)
+    keys = [f"images/{i}.jpg" for i in range(3)]
+    with session_scope(db) as session:
+        (chunk,) = batch.start_job(session, "job", "batch/job/manifest.csv", keys, 8)
+    calls: list[str] = []
+
+    def score(items: list[dict[str, str]]) -> list[dict[str, Any]]:
+        calls.extend(item["key"] for item in items)
+        return [_answer(item) for item in items]
+
+    def down(_items: list[dict[str, str]]) -> list[dict[str, Any]]:
+        raise RuntimeError("endpoint unavailable")
+
+    # An endpoint failure gives the leases back: another message may score at once.
+    with pytest.raises(RuntimeError):
+        _deliver(settings, chunk, down, "message-1")
+    with session_scope(db) as session:
+        assert {i.owner for i in session.scalars(select(BatchItem))} == {None}
+
+    # A worker that died holding a live lease: others leave the images to it ...
+    later = utcnow() + timedelta(minutes=10)
+    with session_scope(db) as session:
+        session.execute(update(BatchItem).values(owner="message-1", leased_until=later))
+    assert _deliver(settings, chunk, score, "message-2").in_flight == 3
+    # ... but its own message, delivered again, takes the images back,
+    report = _deliver(settings, chunk, score, "message-1", out=DictBlobs())
+    assert (report.scored, report.in_flight) == (3, 0) and len(calls) == 3
+
+    # and an expired lease is anybody's.
+    with session_scope(db) as session:
+        session.execute(
+            update(BatchItem)
+            .where(BatchItem.position == 0)
+            .values(status="pending", owner="gone", leased_until=utcnow() - timedelta(seconds=1))
+        )
+    assert _deliver(settings, chunk, score, "message-3").scored == 1
+
+
+def test_answers_land_on_their_keys_after_a_manifest_change(settings: Settings) -> None:
+    """A manifest changed while a chunk is scored renumbers rows; answers follow their keys."""
+    db = get_engine(settings.database_url)
+    keys = ["images/a.jpg", "images/b.jpg"]
+    with session_scope(db) as session:
+        (chunk,) = batch.start_job(session, "job", "batch/job/manifest.csv", keys, 8)
+
+    def reorder_then_answer(items: list[dict[str, str]]) -> list[dict[str, Any]]:
+        with session_scope(db) as session:  # b moves to position 0, a is dropped
+            batch.start_job(session, "job", "batch/job/manifest.csv", ["images/b.jpg"], 8)
+        return [{**_answer(item), "top_class": item["key"]} for item in items]
+
+    _deliver(settings, chunk, reorder_then_answer, "message-1")
+    with session_scope(db) as session:
+        (item,) = session.scalars(select(BatchItem))
+        assert (item.key, item.status, item.top_class) == ("images/b.jpg", "done", "images/b.jpg")
 
 
 # -- the cloud job ---------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ def test_alembic_command_line(empty_db: str) -> None:
             timeout=120,
         )
         assert done.returncode == 0, done.stderr
-    assert "0002 (head)" in done.stdout + done.stderr
+    assert "0003 (head)" in done.stdout + done.stderr
 
 
 def test_migrate_function_upgrades_an_empty_database(

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     batch_chunk_size: int = Field(default=256, ge=1, le=10_000)  # images per chunk message
     batch_invoke_size: int = Field(default=64, ge=1, le=256)  # object keys per endpoint call
     batch_max_receives: int = 3  # the chunk queue's maxReceiveCount: the last try fails items
+    batch_lease_s: int = Field(default=960, ge=0)  # a chunk's lease outlives the worker's 900 s
 
     # Local stack.
     host: str = "127.0.0.1"

@@ -170,6 +170,9 @@ class BatchJob(Base):
 class BatchItem(Base):
     """One image of a batch job: ``pending`` until scored (``done``), refused as input
     (``rejected``, final) or lost to an endpoint failure (``failed``, scored again on a re-run).
+
+    ``owner`` is the chunk delivery scoring the image until ``leased_until``, so that two
+    deliveries of one chunk at the same moment do not both send it to the endpoint.
     """
 
     __tablename__ = "batch_items"
@@ -196,4 +199,6 @@ class BatchItem(Base):
     heatmap_key: Mapped[str | None] = mapped_column(String(1024))
     overlay_key: Mapped[str | None] = mapped_column(String(1024))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(128))
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -8,9 +8,15 @@ Every image is a ``batch_items`` row; results are committed after each endpoint 
 that dies half way loses at most the call in flight, and re-running the job (or re-delivering
 a chunk) skips every image already scored. Images the model refuses (missing, not an image)
 are ``rejected`` for good; images lost to an endpoint failure on a chunk's last try are
-``failed`` and scored again when the job is re-run. When no image is left pending, whoever
-finished last claims the job and writes ``results.csv`` (the columns of
-``skinscan predict --csv``) from the rows.
+``failed`` and scored again when the job is re-run.
+
+A delivery first leases the chunk's open images (``owner``, ``leased_until``). A second
+delivery of the chunk at the same moment (SQS delivers at least once; a job re-run queues
+chunks again) finds them leased and leaves them to the first, which still holds its message
+and is retried if it dies; a lease that outlives its worker expires.
+
+When no image is left pending, whoever finished last claims the job and writes
+``results.csv`` (the columns of ``skinscan predict --csv``) from the rows.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ import hashlib
 import io
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from skinscan_common.db.engine import session_scope
@@ -109,7 +117,8 @@ class ChunkReport:
     """What running one chunk did."""
 
     scored: int = 0
-    skipped: int = 0
+    skipped: int = 0  # scored (or refused) before this delivery
+    in_flight: int = 0  # leased by another delivery of the chunk, left to it
     finished_job: bool = False
 
 
@@ -220,7 +229,8 @@ def start_job(
     if chunk_size < 1:
         raise BatchError("chunk size must be at least 1")
     fingerprint = _fingerprint(keys, chunk_size)
-    job = session.get(BatchJob, job_id)
+    # Locked (PostgreSQL): two starts of one job at the same moment run one after the other.
+    job = session.get(BatchJob, job_id, with_for_update=True)
     if job is None:
         job = BatchJob(
             id=job_id, manifest_key=manifest_key, manifest_sha256="", chunk_size=chunk_size
@@ -316,28 +326,77 @@ def finalize(db: Engine, job_id: str, out: Blobs, layout: JobLayout) -> bool:
 # -- running a chunk ----------------------------------------------------------------------------
 
 
-def _open_items(session: Session, message: ChunkMessage) -> list[tuple[int, str]]:
-    return list(
-        session.execute(
-            select(BatchItem.position, BatchItem.key)
-            .where(
-                BatchItem.job_id == message.job_id,
-                BatchItem.chunk == message.chunk,
-                BatchItem.status.in_(("pending", "failed")),
-            )
-            .order_by(BatchItem.position)
-        ).all()
+_OPEN = ("pending", "failed")
+
+
+def _lease_open_items(
+    session: Session, message: ChunkMessage, owner: str, lease_s: int
+) -> tuple[list[tuple[int, str]], int]:
+    """Lease the chunk's open images that nobody else holds: (mine, how many others hold).
+
+    One conditional UPDATE takes them, so of two deliveries at the same moment each image goes
+    to one. ``owner`` may take back its own lease (a redelivery of the same message).
+    """
+    now = utcnow()
+    in_chunk = (
+        BatchItem.job_id == message.job_id,
+        BatchItem.chunk == message.chunk,
+        BatchItem.status.in_(_OPEN),
     )
+    session.execute(
+        update(BatchItem)
+        .where(
+            *in_chunk,
+            or_(
+                BatchItem.leased_until.is_(None),
+                BatchItem.leased_until < now,
+                BatchItem.owner == owner,
+            ),
+        )
+        .values(owner=owner, leased_until=now + timedelta(seconds=lease_s))
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.execute(
+        select(BatchItem.position, BatchItem.key, BatchItem.owner)
+        .where(*in_chunk)
+        .order_by(BatchItem.position)
+    ).all()
+    mine = [(position, key) for position, key, holder in rows if holder == owner]
+    return mine, len(rows) - len(mine)
 
 
-def _record(
-    session: Session, job_id: str, positions: Iterable[int], answers: Iterable[dict]
-) -> None:
-    for position, answer in zip(positions, answers, strict=True):
-        item = session.get(BatchItem, (job_id, position))
+def _release(db: Engine, job_id: str, positions: list[int], owner: str) -> None:
+    """Give back the leases still held (the endpoint failed): a retry may take them at once."""
+    try:
+        with session_scope(db) as session:
+            session.execute(
+                update(BatchItem)
+                .where(
+                    BatchItem.job_id == job_id,
+                    BatchItem.position.in_(positions),
+                    BatchItem.owner == owner,
+                )
+                .values(owner=None, leased_until=None)
+                .execution_options(synchronize_session=False)
+            )
+    except Exception:  # the database may be what is down; the leases then expire
+        logger.exception("could not release the chunk's leases", extra={"job_id": job_id})
+
+
+def _items_by_key(session: Session, job_id: str, keys: Sequence[str]) -> dict[str, BatchItem]:
+    # By key, not position: a changed manifest uploaded meanwhile renumbers the rows.
+    query = select(BatchItem).where(BatchItem.job_id == job_id, BatchItem.key.in_(keys))
+    return {item.key: item for item in session.scalars(query)}
+
+
+def _record(session: Session, job_id: str, keys: Sequence[str], answers: Iterable[dict]) -> None:
+    items = _items_by_key(session, job_id, keys)
+    for key, answer in zip(keys, answers, strict=True):
+        item = items.get(key)
         if item is None or item.status == "done":
-            continue  # scored meanwhile by a duplicate delivery: keep the first answer
+            continue  # scored meanwhile by another delivery, or dropped from the manifest
         item.attempts += 1
+        item.owner, item.leased_until = None, None
         if answer.get("status") == "done":
             for name in (*RESULT_FIELDS, "heatmap_key", "overlay_key"):
                 setattr(item, name, answer.get(name))
@@ -346,18 +405,20 @@ def _record(
             item.status, item.error = "rejected", str(answer.get("error") or "not scored")[:2000]
 
 
-def _fail(session: Session, job_id: str, positions: Iterable[int], reason: str) -> None:
+def _fail(session: Session, job_id: str, keys: Sequence[str], reason: str) -> None:
     session.execute(
         update(BatchItem)
         .where(
             BatchItem.job_id == job_id,
-            BatchItem.position.in_(list(positions)),
+            BatchItem.key.in_(keys),
             BatchItem.status != "done",
         )
         .values(
             status="failed",
             error=reason[:2000],
             attempts=BatchItem.attempts + 1,
+            owner=None,
+            leased_until=None,
             updated_at=utcnow(),
         )
     )
@@ -372,18 +433,24 @@ def run_chunk(
     layout: JobLayout,
     invoke_size: int,
     last_try: bool,
+    owner: str | None = None,
+    lease_s: int = 960,
     on_scored: Callable[[int], None] | None = None,
 ) -> ChunkReport:
     """Score a chunk's open images ``invoke_size`` at a time, then write its results.
 
+    ``owner`` names this delivery (the SQS message id; a fresh id when None); the images are
+    leased to it for ``lease_s`` seconds, which should outlive the worker's timeout. Images
+    another delivery holds are left to it; when it holds them all, nothing is written.
     An endpoint failure is raised (the message is retried); on ``last_try`` the open images
     are first marked ``failed``, the chunk is counted as finished and the job may complete.
     """
+    owner = owner or uuid.uuid4().hex
     with session_scope(db) as session:
         job = session.get(BatchJob, message.job_id)
         if job is None:
             raise BatchError(f"no batch job {message.job_id!r}")
-        open_items = _open_items(session, message)
+        open_items, held = _lease_open_items(session, message, owner, lease_s)
         size = session.scalar(
             select(func.count()).where(
                 BatchItem.job_id == message.job_id, BatchItem.chunk == message.chunk
@@ -391,7 +458,13 @@ def run_chunk(
         )
         if open_items and job.status != "running":
             job.status, job.completed_at = "running", None
-    report = ChunkReport(skipped=int(size or 0) - len(open_items))
+    report = ChunkReport(skipped=int(size or 0) - len(open_items) - held, in_flight=held)
+    if held and not open_items:
+        logger.info(
+            "chunk is being scored by another delivery",
+            extra={"job_id": message.job_id, "chunk": message.chunk, "in_flight": held},
+        )
+        return report  # the holder writes the chunk's results and may finish the job
     failure: Exception | None = None
     for start in range(0, len(open_items), invoke_size):
         part = open_items[start : start + invoke_size]
@@ -405,14 +478,15 @@ def run_chunk(
                 raise BatchError("the endpoint answered the wrong number of results")
         except Exception as exc:
             if not last_try:
+                _release(db, message.job_id, [p for p, _ in open_items[start:]], owner)
                 raise
             with session_scope(db) as session:
-                rest = [position for position, _ in open_items[start:]]
+                rest = [key for _, key in open_items[start:]]
                 _fail(session, message.job_id, rest, f"scoring failed: {exc}")
             failure = exc
             break
         with session_scope(db) as session:
-            _record(session, message.job_id, [position for position, _ in part], answers)
+            _record(session, message.job_id, [key for _, key in part], answers)
             if (job := session.get(BatchJob, message.job_id)) is not None:
                 refresh_progress(session, job)  # the job row shows live progress
         report.scored += len(part)
