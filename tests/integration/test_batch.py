@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -318,6 +319,34 @@ def test_answers_land_on_their_keys_after_a_manifest_change(settings: Settings) 
     with session_scope(db) as session:
         (item,) = session.scalars(select(BatchItem))
         assert (item.key, item.status, item.top_class) == ("images/b.jpg", "done", "images/b.jpg")
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_two_starts_of_one_job_run_one_after_the_other(settings: Settings) -> None:
+    """A manifest uploaded twice at once (two ``batch_start`` runs): the second waits."""
+    db = get_engine(settings.database_url)
+    with session_scope(db) as session:
+        batch.start_job(session, "job", "batch/job/manifest.csv", ["images/0.jpg"], 8)
+    first = session_factory(db)()
+    batch.start_job(first, "job", "batch/job/manifest.csv", ["images/1.jpg", "images/2.jpg"], 8)
+
+    def second() -> list[batch.ChunkMessage]:
+        with session_scope(db) as session:
+            keys = ["images/2.jpg", "images/3.jpg", "images/4.jpg"]
+            return batch.start_job(session, "job", "batch/job/manifest.csv", keys, 8)
+
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            waiting = pool.submit(second)
+            time.sleep(0.5)  # the second start is now blocked on the job row
+            assert not waiting.done()
+            first.commit()
+        finally:
+            first.close()  # a failed test must not leave the row locked
+        assert [c.chunk for c in waiting.result(30)] == [0]
+    with session_scope(db) as session:
+        keys = session.scalars(select(BatchItem.key).order_by(BatchItem.position))
+        assert list(keys) == ["images/2.jpg", "images/3.jpg", "images/4.jpg"]
 
 
 # -- the cloud job ---------------------------------------------------------------------------------
