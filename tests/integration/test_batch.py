@@ -105,13 +105,20 @@ def test_job_of_manifest_and_messages() -> None:
 # -- jobs on both databases ----------------------------------------------------------------------
 
 
-def _run_all(
-    settings: Settings, chunks: Sequence[batch.ChunkMessage], out: DictBlobs, calls: list[str]
-) -> None:
+def _recording(calls: list[str]) -> batch.Score:
+    """An endpoint that answers every item and appends each key it was sent to ``calls``."""
+
     def score(items: list[dict[str, str]]) -> list[dict[str, Any]]:
         calls.extend(item["key"] for item in items)
         return [_answer(item) for item in items]
 
+    return score
+
+
+def _run_all(
+    settings: Settings, chunks: Sequence[batch.ChunkMessage], out: DictBlobs, calls: list[str]
+) -> None:
+    score = _recording(calls)
     layout = batch.JobLayout.for_bucket("job")
     for message in chunks:
         batch.run_chunk(
@@ -186,6 +193,13 @@ def test_last_try_fails_the_items_and_a_rerun_scores_them(settings: Settings) ->
 # -- two deliveries of one chunk ---------------------------------------------------------------
 
 
+def _one_chunk_job(settings: Settings, keys: list[str]) -> batch.ChunkMessage:
+    """Start job ``job`` with ``keys`` in a single chunk; its message."""
+    with session_scope(get_engine(settings.database_url)) as session:
+        (chunk,) = batch.start_job(session, "job", "batch/job/manifest.csv", keys, 64)
+    return chunk
+
+
 def _deliver(
     settings: Settings, message: batch.ChunkMessage, score: batch.Score, owner: str, **kw: Any
 ) -> batch.ChunkReport:
@@ -205,8 +219,7 @@ def _deliver(
 def test_a_chunk_delivered_twice_at_once_is_scored_once(settings: Settings) -> None:
     db = get_engine(settings.database_url)
     keys = [f"images/{i}.jpg" for i in range(5)]
-    with session_scope(db) as session:
-        (chunk,) = batch.start_job(session, "job", "batch/job/manifest.csv", keys, 8)
+    chunk = _one_chunk_job(settings, keys)
     calls: list[str] = []
     first_call, go_on = threading.Event(), threading.Event()
 
@@ -242,20 +255,14 @@ def test_a_chunk_delivered_twice_at_once_is_scored_once(settings: Settings) -> N
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_concurrent_deliveries_share_nothing(settings: Settings) -> None:
     """Several deliveries racing for one chunk: every image reaches the endpoint once."""
-    db = get_engine(settings.database_url)
     keys = [f"images/{i}.jpg" for i in range(40)]
-    with session_scope(db) as session:
-        (chunk,) = batch.start_job(session, "job", "batch/job/manifest.csv", keys, 64)
+    chunk = _one_chunk_job(settings, keys)
     calls: list[str] = []
     start = threading.Barrier(4)
 
-    def score(items: list[dict[str, str]]) -> list[dict[str, Any]]:
-        calls.extend(item["key"] for item in items)
-        return [_answer(item) for item in items]
-
     def deliver(n: int) -> batch.ChunkReport:
         start.wait(30)
-        return _deliver(settings, chunk, score, f"message-{n}")
+        return _deliver(settings, chunk, _recording(calls), f"message-{n}")
 
     with ThreadPoolExecutor(4) as pool:
         reports = list(pool.map(deliver, range(4)))
@@ -266,14 +273,9 @@ def test_concurrent_deliveries_share_nothing(settings: Settings) -> None:
 
 def test_leases_released_taken_back_and_expired(settings: Settings) -> None:
     db = get_engine(settings.database_url)
-    keys = [f"images/{i}.jpg" for i in range(3)]
-    with session_scope(db) as session:
-        (chunk,) = batch.start_job(session, "job", "batch/job/manifest.csv", keys, 8)
+    chunk = _one_chunk_job(settings, [f"images/{i}.jpg" for i in range(3)])
     calls: list[str] = []
-
-    def score(items: list[dict[str, str]]) -> list[dict[str, Any]]:
-        calls.extend(item["key"] for item in items)
-        return [_answer(item) for item in items]
+    score = _recording(calls)
 
     def down(_items: list[dict[str, str]]) -> list[dict[str, Any]]:
         raise RuntimeError("endpoint unavailable")
@@ -306,9 +308,7 @@ def test_leases_released_taken_back_and_expired(settings: Settings) -> None:
 def test_answers_land_on_their_keys_after_a_manifest_change(settings: Settings) -> None:
     """A manifest changed while a chunk is scored renumbers rows; answers follow their keys."""
     db = get_engine(settings.database_url)
-    keys = ["images/a.jpg", "images/b.jpg"]
-    with session_scope(db) as session:
-        (chunk,) = batch.start_job(session, "job", "batch/job/manifest.csv", keys, 8)
+    chunk = _one_chunk_job(settings, ["images/a.jpg", "images/b.jpg"])
 
     def reorder_then_answer(items: list[dict[str, str]]) -> list[dict[str, Any]]:
         with session_scope(db) as session:  # b moves to position 0, a is dropped

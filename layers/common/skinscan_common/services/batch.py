@@ -331,8 +331,8 @@ _OPEN = ("pending", "failed")
 
 def _lease_open_items(
     session: Session, message: ChunkMessage, owner: str, lease_s: int
-) -> tuple[list[tuple[int, str]], int]:
-    """Lease the chunk's open images that nobody else holds: (mine, how many others hold).
+) -> tuple[list[str], int]:
+    """Lease the chunk's open images that nobody else holds: (my keys, how many others hold).
 
     One conditional UPDATE takes them, so of two deliveries at the same moment each image goes
     to one. ``owner`` may take back its own lease (a redelivery of the same message).
@@ -357,15 +357,13 @@ def _lease_open_items(
         .execution_options(synchronize_session=False)
     )
     rows = session.execute(
-        select(BatchItem.position, BatchItem.key, BatchItem.owner)
-        .where(*in_chunk)
-        .order_by(BatchItem.position)
+        select(BatchItem.key, BatchItem.owner).where(*in_chunk).order_by(BatchItem.position)
     ).all()
-    mine = [(position, key) for position, key, holder in rows if holder == owner]
+    mine = [key for key, holder in rows if holder == owner]
     return mine, len(rows) - len(mine)
 
 
-def _release(db: Engine, job_id: str, positions: list[int], owner: str) -> None:
+def _release(db: Engine, job_id: str, keys: Sequence[str], owner: str) -> None:
     """Give back the leases still held (the endpoint failed): a retry may take them at once."""
     try:
         with session_scope(db) as session:
@@ -373,7 +371,7 @@ def _release(db: Engine, job_id: str, positions: list[int], owner: str) -> None:
                 update(BatchItem)
                 .where(
                     BatchItem.job_id == job_id,
-                    BatchItem.position.in_(positions),
+                    BatchItem.key.in_(keys),
                     BatchItem.owner == owner,
                 )
                 .values(owner=None, leased_until=None)
@@ -470,7 +468,7 @@ def run_chunk(
         part = open_items[start : start + invoke_size]
         requests = [
             output_keys(layout.heatmaps_prefix, key) if layout.heatmaps_prefix else {"key": key}
-            for _, key in part
+            for key in part
         ]
         try:
             answers = score(requests)
@@ -478,15 +476,14 @@ def run_chunk(
                 raise BatchError("the endpoint answered the wrong number of results")
         except Exception as exc:
             if not last_try:
-                _release(db, message.job_id, [p for p, _ in open_items[start:]], owner)
+                _release(db, message.job_id, open_items[start:], owner)
                 raise
             with session_scope(db) as session:
-                rest = [key for _, key in open_items[start:]]
-                _fail(session, message.job_id, rest, f"scoring failed: {exc}")
+                _fail(session, message.job_id, open_items[start:], f"scoring failed: {exc}")
             failure = exc
             break
         with session_scope(db) as session:
-            _record(session, message.job_id, [key for _, key in part], answers)
+            _record(session, message.job_id, part, answers)
             if (job := session.get(BatchJob, message.job_id)) is not None:
                 refresh_progress(session, job)  # the job row shows live progress
         report.scored += len(part)
