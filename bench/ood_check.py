@@ -1,12 +1,14 @@
 """The "unknown" gate on photos that are not skin lesions, and on HAM10000 validation images.
 
-Non-skin set: every photo bundled inside scikit-image's wheel (``skimage.data``; read from the
-installed package, nothing is downloaded) plus synthetic images: noise, flat colours, a
-gradient, text, screenshot-like UI, a checkerboard. In-distribution set: validation images
-of the training split (``--split``, default ``runs/r128/split.json``; else the last images).
+Non-skin images, all read from installed packages (nothing is downloaded): every photo
+bundled inside scikit-image's wheel (``skimage.data``), matplotlib's and scikit-learn's sample
+photos, synthetic images (noise, flat colours, a gradient, text, screenshot-like UI, a
+checkerboard), random close-up crops of the photos, and 50 small grey faces (LFW subset in
+scikit-image). In-distribution set: validation images of the training split (``--split``,
+default: the split rebuilt from seed 0, as the shipped model's).
 
-Prints the rejection rate of each set (the target: most non-skin images rejected, at most
-5% of validation images). Meaningful with the trained model only.
+Prints the rejection rate of each group (the aim: non-skin images rejected, at most 5% of
+validation images). Meaningful with the trained model only.
 """
 
 from __future__ import annotations
@@ -81,25 +83,82 @@ def synthetic_images(seed: int = 0, width: int = 400, height: int = 300) -> dict
 
 
 def non_skin_images() -> dict[str, bytes]:
+    """The core non-skin set: scikit-image's photos and the synthetic images."""
     return {**skimage_photos(), **synthetic_images()}
 
 
-def validation_paths(split: Path, images: Path, n: int) -> list[Path]:
-    if split.is_file():
-        ids = json.loads(split.read_text())["val"][:n]
-        return [images / f"{i}.jpg" for i in ids]
-    return sorted(images.glob("*.jpg"))[-n:]
+def more_photos() -> dict[str, bytes]:
+    """Photos bundled inside matplotlib's and scikit-learn's wheels (a portrait, a temple, a
+    flower): more of what people might photograph instead of a lesion."""
+    import matplotlib
+    import sklearn
+
+    paths = [Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"]
+    paths += sorted((Path(sklearn.__file__).parent / "datasets" / "images").glob("*.jpg"))
+    return {f"{p.parent.parent.name}/{p.stem}": p.read_bytes() for p in paths if p.is_file()}
+
+
+def photo_crops(photos: dict[str, bytes], per_photo: int = 4, seed: int = 0) -> dict[str, bytes]:
+    """Random crops (40-75% of each side) of every photo: close-ups, as a phone would take."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, bytes] = {}
+    for name, data in photos.items():
+        img = Image.open(io.BytesIO(data)).convert("RGB")
+        w, h = img.size
+        for k in range(per_photo):
+            f = rng.uniform(0.4, 0.75)
+            cw, ch = int(w * f), int(h * f)
+            x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+            out[f"{name}/crop{k}"] = _png(img.crop((x, y, x + cw, y + ch)))
+    return out
+
+
+def faces(step: int = 4) -> dict[str, bytes]:
+    """Every ``step``-th of the 200 small grey faces (LFW) bundled with scikit-image."""
+    import skimage.data
+
+    arr = np.load(Path(skimage.data.data_dir) / "lfw_subset.npy")
+    scale = 255.0 if arr.max() <= 1.0 else 1.0
+    return {f"lfw/{i}": _png((arr[i] * scale).astype(np.uint8)) for i in range(0, len(arr), step)}
+
+
+def non_skin_groups() -> dict[str, dict[str, bytes]]:
+    """Every non-skin image the check scores, by group."""
+    core = non_skin_images()
+    photos = {**skimage_photos(), **more_photos()}
+    return {
+        "photos and synthetic": {**core, **more_photos()},
+        "crops of the photos": photo_crops(photos),
+        "faces": faces(),
+    }
+
+
+def validation_ids(split: Path | None, n: int) -> list[str]:
+    """The first ``n`` validation ids of ``split``, or of the split rebuilt from seed 0."""
+    if split is not None and split.is_file():
+        return json.loads(split.read_text())["val"][:n]
+    from _common import shared_data
+
+    from skinscan_training.dataset import read_metadata
+    from skinscan_training.split import grouped_split
+
+    records = read_metadata(shared_data() / "ham10000")
+    return grouped_split(records, seed=0)["val"][:n]
+
+
+def _verdict(res: object) -> str:
+    return res.result["verdict"] if hasattr(res, "result") else f"error ({res})"
 
 
 def main() -> None:
-    from _common import REPO, machine, model_path, shared_data
+    from _common import machine, model_path, shared_data
 
     from skinscan_engine.engine import Engine, EngineConfig
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model")
     parser.add_argument("--val-images", type=int, default=500)
-    parser.add_argument("--split", default=str(REPO / "runs" / "r128" / "split.json"))
+    parser.add_argument("--split", help="split.json (default: the split rebuilt from seed 0)")
     parser.add_argument("--verbose", action="store_true", help="one line per non-skin image")
     parser.add_argument("--json", help="also write the figures (and the misses) to this file")
     args = parser.parse_args()
@@ -110,36 +169,47 @@ def main() -> None:
     if engine.ood_threshold is None:
         print("note: this model card has no 'unknown' gate threshold; nothing can be rejected")
 
-    others = non_skin_images()
-    results = dict(zip(others, engine.predict_safe(list(others.values())), strict=True))
-    rejected = 0
-    for name, res in results.items():
-        verdict = res.result["verdict"] if hasattr(res, "result") else f"error ({res})"
-        rejected += verdict == "unknown"
-        if args.verbose:
-            score = res.result["ood_score"] if hasattr(res, "result") else float("nan")
-            print(f"  {name:32s} {verdict:9s} ood_score={score:.3f}")
-    val = validation_paths(Path(args.split), shared_data() / "ham10000" / "images", args.val_images)
+    groups: dict[str, dict[str, int]] = {}
+    missed: list[str] = []
+    for group, images in non_skin_groups().items():
+        results = dict(zip(images, engine.predict_safe(list(images.values())), strict=True))
+        rejected = 0
+        for name, res in results.items():
+            verdict = _verdict(res)
+            rejected += verdict == "unknown"
+            if verdict != "unknown":
+                missed.append(name)
+            if args.verbose:
+                score = res.result["ood_score"] if hasattr(res, "result") else float("nan")
+                print(f"  {name:32s} {verdict:9s} ood_score={score:.3f}")
+        groups[group] = {"rejected": rejected, "total": len(results)}
+        print(
+            f"non-skin, {group}: rejected {rejected}/{len(results)} ({rejected / len(results):.1%})"
+        )
+    folder = shared_data() / "ham10000" / "images"
+    val = [
+        folder / f"{i}.jpg"
+        for i in validation_ids(Path(args.split) if args.split else None, args.val_images)
+    ]
     val_results = engine.predict([p.read_bytes() for p in val])
     val_rejected = sum(p.result["verdict"] == "unknown" for p in val_results)
-    print(f"non-skin images rejected: {rejected}/{len(results)} ({rejected / len(results):.1%})")
+    rejected = sum(g["rejected"] for g in groups.values())
+    total = sum(g["total"] for g in groups.values())
+    print(f"non-skin images rejected: {rejected}/{total} ({rejected / total:.1%})")
     print(
         f"HAM10000 validation images rejected: {val_rejected}/{len(val)} "
         f"({val_rejected / len(val):.1%})"
     )
     print(
-        f"non_skin_reject_rate={rejected / len(results):.3f} "
+        f"non_skin_reject_rate={rejected / total:.3f} "
         f"in_dist_reject_rate={val_rejected / len(val):.3f}"
     )
     if args.json:
-        missed = [
-            n
-            for n, r in results.items()
-            if not hasattr(r, "result") or r.result["verdict"] != "unknown"
-        ]
+        parts = "; ".join(f"{g}: {v['rejected']} of {v['total']}" for g, v in groups.items())
         summary = (
-            f"{rejected} of {len(results)} non-skin images (scikit-image's bundled photos and "
-            f'synthetic noise, flat colours, text, screenshots) are answered "unknown", '
+            f'{rejected} of {total} non-skin images are answered "unknown" ({parts}; photos '
+            f"bundled with scikit-image, matplotlib and scikit-learn, synthetic noise, flat "
+            f"colours, text and screenshots, random crops of the photos, small grey faces), "
             f"against {val_rejected} of {len(val)} HAM10000 validation images "
             f"({val_rejected / len(val):.1%}). Missed: {', '.join(missed) or 'none'}."
         )
@@ -147,7 +217,8 @@ def main() -> None:
             json.dumps(
                 {
                     "non_skin_rejected": rejected,
-                    "non_skin_total": len(results),
+                    "non_skin_total": total,
+                    "groups": groups,
                     "in_distribution_rejected": val_rejected,
                     "in_distribution_total": len(val),
                     "missed": missed,

@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "batch": "skinscan.commands.batch",
     "train": "skinscan_training.cli_train",
     "evaluate": "skinscan_training.cli_evaluate",
+    "fit-gate": "skinscan_training.gate",
 }
 
 HELP: dict[str, str] = {
@@ -25,6 +26,7 @@ HELP: dict[str, str] = {
     "batch": "score a folder of images",
     "train": "train the model",
     "evaluate": "evaluate a trained model",
+    "fit-gate": 'fit the "unknown" gate of a trained model again (weights unchanged)',
 }
 
 

@@ -19,7 +19,7 @@ import torch
 from skinscan_engine.engine import Engine, EngineConfig
 from skinscan_engine.model import CLASSES, build_model
 from skinscan_engine.model_card import ModelCard, load_model, resolve_paths, save_model
-from skinscan_engine.ood import MahalanobisGate
+from skinscan_engine.ood import LayeredGate
 from skinscan_engine.preprocessing import to_batch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,10 +77,10 @@ def _random_model_dir() -> Path:
     engine = Engine.from_path(folder, EngineConfig(device="cpu", precision="fp32"))
     batch = [engine.prepare(p.read_bytes()).pixels for p in ham_fixture_paths()]
     with torch.inference_mode():
-        _, pooled, _ = engine.forward(to_batch(batch))
+        _, features, _ = engine.forward(to_batch(batch))
     labels = torch.arange(len(batch)) % len(CLASSES)
-    gate = MahalanobisGate.fit(pooled, labels, len(CLASSES))
-    gate.calibrate(gate.score(pooled), max_reject=0.05)
+    gate = LayeredGate.fit(features, labels, len(CLASSES), val=features)
+    gate.calibrate(gate.score(features), max_reject=0.05)
     card = ModelCard(version="test-random")
     save_model(load_model(folder).network, card, folder / "m", gate=gate)
     return folder

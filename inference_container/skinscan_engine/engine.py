@@ -1,7 +1,8 @@
 """The batched predictor every caller uses: local stack, CLI, inference container, batch jobs.
 
 One forward pass per batch gives the logits (calibrated by the card's temperature), the pooled
-features (the "unknown" gate) and the ``layer4`` activations (closed-form Grad-CAM). The
+``layer3``/``layer4`` features (the "unknown" gate) and the ``layer4`` activations
+(closed-form Grad-CAM). The
 convolutional trunk runs under bf16 autocast where the hardware has native bf16; pooling,
 the head, the gate and Grad-CAM always run in fp32.
 """
@@ -22,8 +23,9 @@ from torch.nn import functional as F
 
 from . import heatmap
 from .gradcam import gradcam
-from .model import CLASS_NAMES, head_linear, layer4_features, malignant_mask
+from .model import CLASS_NAMES, head_linear, malignant_mask, trunk_features
 from .model_card import LoadedModel, load_model
+from .ood import gate_features
 from .preprocessing import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -182,17 +184,16 @@ class Engine:
         ood_threshold = (self.card.ood or {}).get("threshold")
         self.ood_threshold = float(ood_threshold) if ood_threshold is not None else None
         if self.gate is not None:
-            self.gate.means = self.gate.means.to(self.device)
-            self.gate.whitener = self.gate.whitener.to(self.device)
+            self.gate.to(self.device)
         w = self.config.overlay_width
         self.view_geometry = replace(
             self.geometry, width=w, height=round(w * self.geometry.height / self.geometry.width)
         )
-        self._trunk = layer4_features
+        self._trunk = trunk_features
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = self.config.cudnn_benchmark
             if self.config.compile:
-                self._trunk = torch.compile(layer4_features)
+                self._trunk = torch.compile(trunk_features)
         # One forward at a time: concurrent callers queue instead of oversubscribing cores.
         self._lock = threading.Lock()
 
@@ -277,7 +278,7 @@ class Engine:
             return []
         batch = to_batch([p.pixels for p in chunk])
         with self._lock, torch.inference_mode():
-            fmap, pooled, logits = self.forward(batch)
+            fmap, features, logits = self.forward(batch)
             probs = F.softmax(logits / self.temperature, dim=1)
             targets = probs.argmax(dim=1)
             if wanted is not None:
@@ -286,7 +287,7 @@ class Engine:
                         targets[i] = self._class_index(c)
             cams = gradcam(fmap, self.head, targets, (self.geometry.height, self.geometry.width))
             p_mal = probs[:, self.malignant].sum(dim=1)
-            ood = self.ood_scores(pooled, logits, probs)
+            ood = self.ood_scores(features, logits, probs)
             host = [t.float().cpu() for t in (probs, p_mal, ood, cams, targets)]
         probs_h, p_mal_h, ood_h, cams_h, targets_h = (t.numpy() for t in host)
         return [
@@ -302,8 +303,12 @@ class Engine:
 
     def forward(
         self, batch: torch.Tensor, bf16: bool | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """uint8 N x 3 x H x W -> (layer4 activations, fp32 pooled features, fp32 logits)."""
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """uint8 N x 3 x H x W -> (layer4 activations, fp32 gate features, fp32 logits).
+
+        The gate features are :func:`~skinscan_engine.ood.gate_features`; ``"layer4_mean"``
+        among them is the pooled vector the head classifies.
+        """
         bf16 = self.bf16 if bf16 is None else bf16
         if self.device.type == "cuda":
             batch = batch.pin_memory().to(self.device, non_blocking=True)
@@ -311,24 +316,24 @@ class Engine:
         if not self.config.channels_last:
             x = x.contiguous()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
-            fmap = self._trunk(self.network, x)
+            mid, fmap = self._trunk(self.network, x)
         # Pooling and the head in fp32: full-precision probabilities for free.
-        pooled = fmap.float().mean(dim=(2, 3))
-        logits = self.head(pooled)
-        return fmap, pooled, logits
+        features = gate_features(mid, fmap)
+        logits = self.head(features["layer4_mean"])
+        return fmap, features, logits
 
     def ood_scores(
-        self, pooled: torch.Tensor, logits: torch.Tensor, probs: torch.Tensor
+        self, features: dict[str, torch.Tensor], logits: torch.Tensor, probs: torch.Tensor
     ) -> torch.Tensor:
         """The card's "unknown" score per image (larger = less like the training images)."""
-        if self.ood_method == "mahalanobis" and self.gate is not None:
-            return self.gate.score(pooled)
+        if self.ood_method.startswith("mahalanobis") and self.gate is not None:
+            return self.gate.score(features)
         if self.ood_method == "energy":
             t = self.temperature
             return -t * torch.logsumexp(logits / t, dim=1)
         if self.ood_method == "max_softmax":
             return 1.0 - probs.max(dim=1).values
-        return torch.zeros(pooled.shape[0], device=pooled.device)
+        return torch.zeros(logits.shape[0], device=logits.device)
 
     def _result(self, probs: np.ndarray, p_mal: float, ood: float) -> dict[str, Any]:
         p_mal = min(max(p_mal, 0.0), 1.0)
@@ -375,10 +380,10 @@ class Engine:
                 batch = to_batch([p.pixels for p in prepared[start : start + batch_size]])
                 answers = []
                 for bf16 in (False, True):
-                    _, pooled, logits = self.forward(batch, bf16=bf16)
+                    _, features, logits = self.forward(batch, bf16=bf16)
                     probs = F.softmax(logits / self.temperature, dim=1)
                     p_mal = probs[:, self.malignant].sum(dim=1)
-                    ood = self.ood_scores(pooled, logits, probs)
+                    ood = self.ood_scores(features, logits, probs)
                     verdicts = [
                         self._result(pr, float(pm), float(o))["verdict"]
                         for pr, pm, o in zip(

@@ -55,20 +55,20 @@ def forward_with_features(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One forward pass returning (layer4 activations, pooled features, logits).
 
-    The same pass feeds the classifier, the "unknown" gate (pooled features) and Grad-CAM
-    (layer4 activations), so explaining a prediction costs no second pass.
+    The same pass feeds the classifier and Grad-CAM (layer4 activations), so explaining a
+    prediction costs no second pass.
     """
-    fmap = layer4_features(model, x)
+    _, fmap = trunk_features(model, x)
     pooled = torch.flatten(model.avgpool(fmap), 1)
     logits = model.fc(pooled)
     return fmap, pooled, logits
 
 
-def layer4_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The convolutional trunk alone: input batch to ``layer4`` activations.
+def trunk_features(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The convolutional trunk alone: input batch to (``layer3``, ``layer4``) activations.
 
     The engine runs this part under bf16 autocast and the pooling + linear head in fp32, so
-    probabilities keep full precision at no cost.
+    probabilities keep full precision at no cost; ``layer3`` feeds the "unknown" gate.
     """
     x = model.conv1(x)
     x = model.bn1(x)
@@ -76,5 +76,5 @@ def layer4_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     x = model.maxpool(x)
     x = model.layer1(x)
     x = model.layer2(x)
-    x = model.layer3(x)
-    return model.layer4(x)
+    mid = model.layer3(x)
+    return mid, model.layer4(mid)

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .model import CLASSES, build_model
-from .ood import MahalanobisGate
+from .ood import LayeredGate
 from .preprocessing import Geometry
 
 CARD_SUFFIX = ".json"
@@ -68,7 +68,7 @@ class LoadedModel:
 
     network: nn.Module
     card: ModelCard
-    gate: MahalanobisGate | None
+    gate: LayeredGate | None
 
 
 def resolve_paths(path: Path) -> tuple[Path, Path]:
@@ -89,7 +89,7 @@ def resolve_paths(path: Path) -> tuple[Path, Path]:
 
 
 def save_model(
-    network: nn.Module, card: ModelCard, stem: Path, gate: MahalanobisGate | None = None
+    network: nn.Module, card: ModelCard, stem: Path, gate: LayeredGate | None = None
 ) -> tuple[Path, Path]:
     """Write ``stem.safetensors`` (fp16) and ``stem.json``; returns both paths."""
     stem = Path(stem)
@@ -104,7 +104,7 @@ def save_model(
         tensors.update(
             {k: v.to(torch.float16).contiguous() for k, v in gate.to_tensors(OOD_PREFIX).items()}
         )
-        card.ood = {**card.ood, "method": "mahalanobis", "threshold": gate.threshold}
+        card.ood = {**card.ood, **gate.card_fields()}
     weights, card_path = stem.with_suffix(WEIGHTS_SUFFIX), stem.with_suffix(CARD_SUFFIX)
     save_file(tensors, str(weights), metadata={"version": card.version})
     card.save(card_path)
@@ -126,7 +126,6 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
         )
     gate = None
     if any(k.startswith(OOD_PREFIX) for k in tensors) and card.ood.get("threshold") is not None:
-        gate = MahalanobisGate.from_tensors(tensors, float(card.ood["threshold"]), OOD_PREFIX)
-        gate = MahalanobisGate(gate.means.to(device), gate.whitener.to(device), gate.threshold)
+        gate = LayeredGate.from_card(tensors, card.ood, OOD_PREFIX).to(device)
     network.to(device).eval()
     return LoadedModel(network=network, card=card, gate=gate)

@@ -77,3 +77,77 @@ def test_gate_reuses_projected_means_until_its_tensors_change() -> None:
     gate.whitener = gate.whitener * 2  # replaced (as when moved to a device): recomputed
     torch.testing.assert_close(gate.score(feats), reference(gate), rtol=0, atol=0)
     torch.testing.assert_close(gate.score(feats), first * 4, rtol=1e-5, atol=0)
+
+
+def _features(n: int, seed: int) -> dict:
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "layer4_mean": torch.randn(n, 8, generator=g),
+        "layer3_mean_std": torch.randn(n, 6, generator=g),
+    }
+
+
+def test_layered_gate_sums_each_space_on_its_validation_scale() -> None:
+    import torch
+
+    from skinscan_engine.ood import LayeredGate
+
+    train, val, new = _features(60, 0), _features(30, 1), _features(5, 2)
+    labels = torch.arange(60) % 3
+    gate = LayeredGate.fit(train, labels, 3, val)
+    expected = torch.zeros(5)
+    for name, part in gate.parts.items():
+        d = part.score(val[name]).double()
+        q1, mid, q3 = torch.quantile(d, torch.tensor([0.25, 0.5, 0.75], dtype=d.dtype)).tolist()
+        assert gate.centres[name] == pytest.approx(mid) and gate.scales[name] == pytest.approx(
+            q3 - q1
+        )
+        expected += (part.score(new[name]) - mid) / (q3 - q1)
+    torch.testing.assert_close(gate.score(new), expected)
+    # On its own validation scale each space has median 0: the sum is centred too.
+    assert abs(float(gate.score(val).median())) < 1.0
+    gate.calibrate(gate.score(val), max_reject=0.1)
+    assert int((gate.score(val) > gate.threshold).sum()) <= 3  # 10% of 30
+
+
+def test_gate_round_trips_through_the_model_files_in_both_card_formats(tmp_path) -> None:
+    import json
+
+    import torch
+
+    from skinscan_engine.model import build_model
+    from skinscan_engine.model_card import ModelCard, load_model, save_model
+    from skinscan_engine.ood import LayeredGate, MahalanobisGate
+
+    train, val = _features(60, 0), _features(30, 1)
+    gate = LayeredGate.fit(train, torch.arange(60) % 3, 3, val)
+    gate.calibrate(gate.score(val), 0.05)
+    network = build_model().eval()
+    save_model(network, ModelCard(version="t"), tmp_path / "m", gate)
+    card = json.loads((tmp_path / "m.json").read_text())
+    assert card["ood"]["method"] == "mahalanobis_layers"
+    assert [p["features"] for p in card["ood"]["parts"]] == ["layer4_mean", "layer3_mean_std"]
+    loaded = load_model(tmp_path / "m").gate
+    assert loaded is not None and loaded.threshold == gate.threshold
+    # fp16 on disk: scores agree to a few parts in a thousand.
+    torch.testing.assert_close(loaded.score(val), gate.score(val), rtol=2e-2, atol=2e-2)
+
+    # Version 1.0.0's card: one layer4 gate under "ood.", method "mahalanobis".
+    old = MahalanobisGate.fit(train["layer4_mean"], torch.arange(60) % 3, 3)
+    old.calibrate(old.score(val["layer4_mean"]), 0.05)
+    save_model(network, ModelCard(version="old"), tmp_path / "old", LayeredGate.single(old))
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(tmp_path / "old.safetensors"))
+    tensors = {k.replace("ood.layer4_mean.", "ood."): v for k, v in tensors.items()}
+    save_file(tensors, str(tmp_path / "old.safetensors"))
+    card = json.loads((tmp_path / "old.json").read_text())
+    card["ood"] = {"method": "mahalanobis", "threshold": old.threshold}
+    (tmp_path / "old.json").write_text(json.dumps(card))
+    legacy = load_model(tmp_path / "old").gate
+    assert legacy is not None and list(legacy.parts) == ["layer4_mean"]
+    torch.testing.assert_close(
+        legacy.score(val), old.score(val["layer4_mean"]), rtol=2e-2, atol=2e-2
+    )

@@ -44,10 +44,17 @@ def render(card: ModelCard, report: dict[str, Any], plots_dir: str, ood: dict | 
         f"(T = {card.temperature:.3f}, fitted on validation).",
         f"- Decision threshold on `p_malignant`: **{card.threshold:.3f}**, chosen on validation "
         f"for {card.threshold_aim}. At or above it the verdict is *malignant*.",
-        '- "Unknown" gate: Mahalanobis distance of L2-normalised pooled `layer4` features to the '
-        "nearest diagnosis centre (shared covariance fitted on the training part); threshold set "
-        f"so that {_pct(card.ood.get('max_reject_in_distribution'))} of validation images at most "
-        f"are rejected (measured: {_pct(card.ood.get('val_rejected'))}).",
+        '- "Unknown" gate: Mahalanobis distance to the nearest diagnosis centre (shared '
+        f"covariance) of {card.ood.get('features', 'pooled features')}, fitted on the "
+        f"{card.ood.get('fitted_on', 'training part')}"
+        + (
+            "; the distances of each feature space, scaled by their spread on validation, are "
+            "summed"
+            if len(card.ood.get("parts", [])) > 1
+            else ""
+        )
+        + f". Threshold set so that {_pct(card.ood.get('max_reject_in_distribution'))} of "
+        f"validation images at most are rejected (measured: {_pct(card.ood.get('val_rejected'))}).",
         "- Weights: fp16 safetensors; the card (`.json`) beside them carries everything inference "
         "needs.",
         "",

@@ -14,18 +14,17 @@ import torch
 
 from skinscan_engine.model import CLASSES, build_model, malignant_mask
 from skinscan_engine.model_card import ModelCard, save_model
-from skinscan_engine.ood import MahalanobisGate
 from skinscan_engine.preprocessing import Geometry
 
+from .augment import AugmentConfig
 from .calibration import binary_ece, fit_temperature, threshold_for_sensitivity, top_label_ece
+from .gate import fit_gate, gate_card_fields
 from .metrics import binary_metrics
 from .plots import plot_training_curves
 from .train import TrainConfig, pick_device, predict_logits, prepare_data, wants_bf16
 
 #: A triage tool should not miss cancers: the threshold keeps validation sensitivity >= this.
 TARGET_SENSITIVITY = 0.90
-#: At most this share of in-distribution validation images may be answered "unknown".
-MAX_OOD_REJECT = 0.05
 
 
 def finalize_run(run_dir: Path, version: str | None = None, out_stem: Path | None = None) -> Path:
@@ -44,11 +43,8 @@ def finalize_run(run_dir: Path, version: str | None = None, out_stem: Path | Non
 
     data = prepare_data(cfg, run_dir)
     tr, va = data.index["train"], data.index["val"]
-    val_logits, val_feats = predict_logits(
-        model, data.images[va], geometry, device, bf16, with_features=True, progress="validation"
-    )
-    _, train_feats = predict_logits(
-        model, data.images[tr], geometry, device, bf16, with_features=True, progress="training set"
+    val_logits = predict_logits(
+        model, data.images[va], geometry, device, bf16, progress="validation"
     )
     y_val = torch.from_numpy(data.labels[va])
 
@@ -60,9 +56,16 @@ def finalize_run(run_dir: Path, version: str | None = None, out_stem: Path | Non
     y_mal = mal[data.labels[va]]
     threshold = threshold_for_sensitivity(p_mal, y_mal, TARGET_SENSITIVITY)
 
-    gate = MahalanobisGate.fit(train_feats, torch.from_numpy(data.labels[tr]), len(CLASSES))
-    val_scores = gate.score(val_feats)
-    gate.calibrate(val_scores, MAX_OOD_REJECT)
+    gate = fit_gate(
+        model,
+        data.images[tr],
+        data.labels[tr],
+        data.images[va],
+        geometry,
+        device,
+        bf16,
+        AugmentConfig(**cfg.augment),
+    )
 
     at_threshold = binary_metrics(y_mal, p_mal, threshold)
     version = version or f"1.0.0+{cfg.width}x{cfg.height}.{dt.date.today():%Y%m%d}"
@@ -76,13 +79,7 @@ def finalize_run(run_dir: Path, version: str | None = None, out_stem: Path | Non
         temperature=round(temperature, 4),
         threshold=round(threshold, 4),
         threshold_aim=f"sensitivity >= {TARGET_SENSITIVITY} on the validation part",
-        ood={
-            "method": "mahalanobis",
-            "features": "L2-normalised global-average-pooled layer4 features",
-            "fitted_on": "training part",
-            "max_reject_in_distribution": MAX_OOD_REJECT,
-            "val_rejected": float((val_scores > gate.threshold).float().mean()),
-        },
+        ood=gate_card_fields(gate),
         metrics={
             "validation": {
                 "images": len(va),
@@ -109,7 +106,7 @@ def finalize_run(run_dir: Path, version: str | None = None, out_stem: Path | Non
     )
     model.float()
     stem = Path(out_stem) if out_stem else run_dir / "export" / "skinscan-resnet50"
-    save_model(model, card, stem, gate)
+    save_model(model, card, stem, gate.gate)
     (run_dir / "calibration.json").write_text(json.dumps(card.metrics, indent=2))
     log = run_dir / "log.jsonl"
     if log.is_file():
@@ -120,7 +117,7 @@ def finalize_run(run_dir: Path, version: str | None = None, out_stem: Path | Non
             {
                 "temperature": temperature,
                 "threshold": threshold,
-                "ood_threshold": gate.threshold,
+                "ood_threshold": gate.gate.threshold,
                 **card.metrics["validation"],
             },
             indent=1,

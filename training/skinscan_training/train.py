@@ -122,21 +122,18 @@ def predict_logits(
     device: torch.device,
     bf16: bool,
     batch_size: int = 128,
-    with_features: bool = False,
     progress: str | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Logits (and pooled features) for uint8 images, in eval mode; fp32 on the CPU."""
+) -> torch.Tensor:
+    """Logits for uint8 images, in eval mode; fp32 on the CPU."""
     model.eval()
-    logits, feats = [], []
+    logits = []
     steps = range(0, len(images), batch_size)
     for start in tqdm(steps, desc=progress, disable=progress is None, unit="batch", leave=False):
         x = normalize(to_batch(images[start : start + batch_size]).to(device), geometry)
         with autocast(device, bf16):
-            _, pooled, out = forward_with_features(model, x)
+            _, _, out = forward_with_features(model, x)
         logits.append(out.float().cpu())
-        if with_features:
-            feats.append(pooled.float().cpu())
-    return torch.cat(logits), (torch.cat(feats) if with_features else None)
+    return torch.cat(logits)
 
 
 def summarize(logits: torch.Tensor, labels: np.ndarray) -> dict[str, float]:
@@ -269,7 +266,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             scheduler.step()
             running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
             bar.set_postfix(loss=f"{running:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-        val_logits, _ = predict_logits(model, data.images[val_idx], geometry, device, bf16)
+        val_logits = predict_logits(model, data.images[val_idx], geometry, device, bf16)
         val = summarize(val_logits, data.labels[val_idx])
         auc = val.get("auc_malignant", -val["loss"])
         improved = auc > best_auc

@@ -119,3 +119,62 @@ def test_init_from_a_missing_model_is_a_clear_error(tiny_ham: Path, tmp_path: Pa
                 data=str(tiny_ham), out=str(tmp_path / "r"), init=str(tmp_path / "nope"), **FAST
             )
         )
+
+
+def test_fit_gate_replaces_only_the_gate_of_a_shipped_model(
+    tiny_ham: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    import argparse
+
+    import torch
+    from safetensors.torch import load_file
+
+    from skinscan_training import gate as gate_cli
+
+    stem = finalize_run(trained_run, version="gate-source", out_stem=tmp_path / "src" / "model")
+    card = load_model(stem).card
+    assert card.ood["method"] == "mahalanobis_layers"
+    assert card.ood["max_reject_in_distribution"] == gate_cli.GATE_REJECT
+    evaluate(
+        stem,
+        tiny_ham,
+        tmp_path / "eval",
+        split_file=trained_run / "split.json",
+        n_boot=5,
+        write_card=True,
+    )
+    assert "ham10000_test" in load_model(stem).card.metrics
+
+    out = gate_cli.refit_gate(
+        stem,
+        tiny_ham,
+        trained_run / "split.json",
+        tmp_path / "refit" / "model",
+        max_reject=0.05,
+        version="gate-2",
+    )
+    before = load_file(str(stem.with_suffix(".safetensors")))
+    after = load_file(str(out.with_suffix(".safetensors")))
+    assert before.keys() == after.keys()
+    for name in before:
+        if not name.startswith("ood."):  # the network itself is untouched, bit for bit
+            assert torch.equal(before[name], after[name]), name
+    refit = load_model(out).card
+    assert refit.version == "gate-2"
+    assert refit.ood["max_reject_in_distribution"] == 0.05
+    assert refit.ood["val_rejected"] <= 0.05 + 1e-9
+    # Figures measured with the previous gate are dropped until evaluated again.
+    assert set(refit.metrics) == {"validation"}
+    assert refit.temperature == card.temperature and refit.threshold == card.threshold
+
+    args = argparse.Namespace(
+        model=str(out),
+        data=str(tiny_ham),
+        split=None,
+        out=None,
+        cache_dir=None,
+        max_reject=0.2,
+        version=None,
+    )
+    assert gate_cli.run(args) == 2  # above the 5% cap: refused, nothing written
+    assert load_model(out).card.ood == refit.ood
