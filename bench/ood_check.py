@@ -135,15 +135,13 @@ def non_skin_groups() -> dict[str, dict[str, bytes]]:
 
 def validation_ids(split: Path | None, n: int) -> list[str]:
     """The first ``n`` validation ids of ``split``, or of the split rebuilt from seed 0."""
-    if split is not None and split.is_file():
-        return json.loads(split.read_text())["val"][:n]
     from _common import shared_data
 
     from skinscan_training.dataset import read_metadata
-    from skinscan_training.split import grouped_split
+    from skinscan_training.split import model_split
 
     records = read_metadata(shared_data() / "ham10000")
-    return grouped_split(records, seed=0)["val"][:n]
+    return model_split(records, split)["val"][:n]
 
 
 def _verdict(res: object) -> str:

@@ -26,7 +26,7 @@ from .calibration import binary_ece, top_label_ece
 from .dataset import load_images, read_metadata
 from .metrics import binary_metrics, bootstrap_ci, multiclass_metrics
 from .plots import plot_confusion, plot_reliability, plot_roc
-from .split import grouped_split, load_split
+from .split import model_split
 
 TARGETS = {"auc": 0.90, "sensitivity": 0.85, "specificity": 0.75, "f1": 0.708, "ece_after": 0.05}
 
@@ -76,10 +76,7 @@ def evaluate_ham(
     """Figures on the test part of the lesion-grouped split."""
     card = model.card
     records = read_metadata(data_dir)
-    if split_file is not None:
-        split = load_split(split_file)
-    else:  # the split is a pure function of the metadata and the seed on the card
-        split = grouped_split(records, seed=int(card.training.get("split_seed", 0)))
+    split = model_split(records, split_file, int(card.training.get("split_seed", 0)))
     test_ids = set(split["test"])
     test = [r for r in records if r.image_id in test_ids]
     if not test:

@@ -25,7 +25,7 @@ from skinscan_engine.preprocessing import Geometry, standardize, to_batch
 
 from .augment import AugmentConfig, augment
 from .dataset import load_images, read_metadata
-from .split import grouped_split, load_split
+from .split import model_split
 from .train import autocast
 
 #: The issue's cap: at most this share of validation images may be answered "unknown".
@@ -123,10 +123,7 @@ def refit_gate(
     loaded = load_model(model_path)
     card = loaded.card
     records = read_metadata(data_dir)
-    if split_file is not None:
-        split = load_split(split_file)
-    else:  # the split is a pure function of the metadata and the seed on the card
-        split = grouped_split(records, seed=int(card.training.get("split_seed", 0)))
+    split = model_split(records, split_file, int(card.training.get("split_seed", 0)))
     by_id = {r.image_id: r for r in records}
     train = [by_id[i] for i in split["train"]]
     val = [by_id[i] for i in split["val"]]

@@ -59,3 +59,11 @@ def save_split(split: dict[str, list[str]], path: Path, seed: int) -> None:
 def load_split(path: Path) -> dict[str, list[str]]:
     data = json.loads(Path(path).read_text())
     return {p: list(data[p]) for p in PARTS}
+
+
+def model_split(
+    records: list[Record], split_file: Path | None, seed: int = 0
+) -> dict[str, list[str]]:
+    """The split a model was trained on: ``split_file`` if given, else rebuilt from ``seed``
+    (the split is a pure function of the metadata and the seed on the model card)."""
+    return load_split(split_file) if split_file is not None else grouped_split(records, seed=seed)
