@@ -1,10 +1,9 @@
 """The batched predictor every caller uses: local stack, CLI, inference container, batch jobs.
 
 One forward pass per batch gives the logits (calibrated by the card's temperature), the pooled
-``layer3``/``layer4`` features (the "unknown" gate) and the ``layer4`` activations
-(closed-form Grad-CAM). The
-convolutional trunk runs under bf16 autocast where the hardware has native bf16; pooling,
-the head, the gate and Grad-CAM always run in fp32.
+``layer3`` and ``layer4`` features (the "unknown" gate) and the ``layer4`` activations
+(closed-form Grad-CAM). The convolutional trunk runs under bf16 autocast where the hardware
+has native bf16; pooling, the head, the gate and Grad-CAM always run in fp32.
 """
 
 from __future__ import annotations
