@@ -124,10 +124,9 @@ def faces(step: int = 4) -> dict[str, bytes]:
 
 def non_skin_groups() -> dict[str, dict[str, bytes]]:
     """Every non-skin image the check scores, by group."""
-    core = non_skin_images()
-    photos = {**skimage_photos(), **more_photos()}
+    photos = {**skimage_photos(), **more_photos()}  # read once, cropped below
     return {
-        "photos and synthetic": {**core, **more_photos()},
+        "photos and synthetic": {**photos, **synthetic_images()},
         "crops of the photos": photo_crops(photos),
         "faces": faces(),
     }

@@ -18,7 +18,7 @@ from skinscan_engine.preprocessing import Geometry
 
 from .augment import AugmentConfig
 from .calibration import binary_ece, fit_temperature, threshold_for_sensitivity, top_label_ece
-from .gate import fit_gate, gate_card_fields
+from .gate import fit_gate
 from .metrics import binary_metrics
 from .plots import plot_training_curves
 from .train import TrainConfig, pick_device, predict_logits, prepare_data, wants_bf16
@@ -79,7 +79,7 @@ def finalize_run(run_dir: Path, version: str | None = None, out_stem: Path | Non
         temperature=round(temperature, 4),
         threshold=round(threshold, 4),
         threshold_aim=f"sensitivity >= {TARGET_SENSITIVITY} on the validation part",
-        ood=gate_card_fields(gate),
+        ood=gate.card_fields(),
         metrics={
             "validation": {
                 "images": len(va),

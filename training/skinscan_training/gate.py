@@ -38,8 +38,22 @@ GATE_REJECT = 0.03
 
 @dataclass
 class GateFit:
+    """A fitted, calibrated gate with what the model card says about it."""
+
     gate: LayeredGate
     val_scores: torch.Tensor
+    max_reject: float
+
+    def card_fields(self) -> dict[str, object]:
+        """The card's ``ood`` entry (the gate's tensors go in the weights file)."""
+        return {
+            **self.gate.card_fields(),
+            "features": "L2-normalised pooled layer4 means, and layer3 means and standard "
+            "deviations",
+            "fitted_on": "training part, plain and once more under the training augmentation",
+            "max_reject_in_distribution": self.max_reject,
+            "val_rejected": float((self.val_scores > self.gate.threshold).float().mean()),
+        }
 
 
 @torch.inference_mode()
@@ -92,18 +106,7 @@ def fit_gate(
     gate = LayeredGate.fit(train, labels, len(CLASSES), val)
     scores = gate.score(val)
     gate.calibrate(scores, max_reject)
-    return GateFit(gate, scores)
-
-
-def gate_card_fields(fit: GateFit, max_reject: float = GATE_REJECT) -> dict[str, object]:
-    """The model card's description of a fitted gate (the tensors go in the weights file)."""
-    return {
-        **fit.gate.card_fields(),
-        "features": "L2-normalised pooled layer4 means, and layer3 means and standard deviations",
-        "fitted_on": "training part, plain and once more under the training augmentation",
-        "max_reject_in_distribution": max_reject,
-        "val_rejected": float((fit.val_scores > fit.gate.threshold).float().mean()),
-    }
+    return GateFit(gate, scores, max_reject)
 
 
 def refit_gate(
@@ -141,7 +144,7 @@ def refit_gate(
         augment_cfg=cfg,
         max_reject=max_reject,
     )
-    card.ood = gate_card_fields(fit, max_reject)
+    card.ood = fit.card_fields()
     card.version = version or card.version
     # Figures measured with the old gate no longer hold; `skinscan evaluate` measures again.
     card.metrics = {"validation": card.metrics.get("validation", {})}
