@@ -182,9 +182,10 @@ class LayeredGate:
         threshold = float(ood["threshold"])
         if ood.get("method") == "mahalanobis":  # one layer4 space, as in version 1.0.0
             return cls.single(MahalanobisGate.from_tensors(tensors, threshold, prefix))
+        # The threshold applies to the summed score; a part on its own has none.
         parts = {
             p["features"]: MahalanobisGate.from_tensors(
-                tensors, threshold, f"{prefix}{p['features']}."
+                tensors, float("inf"), f"{prefix}{p['features']}."
             )
             for p in ood["parts"]
         }
