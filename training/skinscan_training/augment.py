@@ -3,7 +3,8 @@
 Dermoscopic images have no canonical orientation, so flips and rotations of any angle are
 label-preserving; small scale changes and colour jitter model differences between cameras.
 Everything runs on whole batches (one ``grid_sample``), which keeps augmentation cheap next
-to a ResNet-50 step on the CPU.
+to a ResNet-50 step on the CPU. The random draws always come from a CPU generator, so a seed
+gives the same transforms whichever device the batch is on; the pixel work runs on that device.
 """
 
 from __future__ import annotations
@@ -31,9 +32,13 @@ def augment(batch: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator)
     """Randomly transform an N x 3 x H x W float batch in [0, 1]; returns a new batch."""
     n, _, h, w = batch.shape
     g = generator
+    dev = batch.device
 
     def uniform(lo: float, hi: float) -> torch.Tensor:
         return torch.rand(n, generator=g) * (hi - lo) + lo
+
+    def per_image(values: torch.Tensor) -> torch.Tensor:
+        return values.view(n, 1, 1, 1).to(dev)
 
     angle = uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg) * math.pi / 180
     quarter = (torch.rand(n, generator=g) < cfg.right_angle_prob).float() * (math.pi / 2)
@@ -50,17 +55,17 @@ def augment(batch: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator)
     theta[:, 1, 1] = cos * flip_y
     theta[:, 0, 2] = uniform(-cfg.max_translate, cfg.max_translate)
     theta[:, 1, 2] = uniform(-cfg.max_translate, cfg.max_translate)
-    grid = F.affine_grid(theta, [n, 3, h, w], align_corners=False)
+    grid = F.affine_grid(theta.to(dev), [n, 3, h, w], align_corners=False)
     out = F.grid_sample(
         batch, grid, mode="bilinear", padding_mode="reflection", align_corners=False
     )
 
     # Colour jitter: brightness, contrast, saturation, and a small hue rotation in RGB space.
-    out = out * uniform(1 - cfg.brightness, 1 + cfg.brightness).view(n, 1, 1, 1)
+    out = out * per_image(uniform(1 - cfg.brightness, 1 + cfg.brightness))
     mean = out.mean(dim=(1, 2, 3), keepdim=True)
-    out = (out - mean) * uniform(1 - cfg.contrast, 1 + cfg.contrast).view(n, 1, 1, 1) + mean
+    out = (out - mean) * per_image(uniform(1 - cfg.contrast, 1 + cfg.contrast)) + mean
     grey = 0.299 * out[:, 0:1] + 0.587 * out[:, 1:2] + 0.114 * out[:, 2:3]
-    out = (out - grey) * uniform(1 - cfg.saturation, 1 + cfg.saturation).view(n, 1, 1, 1) + grey
+    out = (out - grey) * per_image(uniform(1 - cfg.saturation, 1 + cfg.saturation)) + grey
     out = _rotate_hue(out, uniform(-cfg.hue_shift, cfg.hue_shift) * 2 * math.pi)
     return out.clamp_(0.0, 1.0)
 
@@ -82,4 +87,4 @@ def _rotate_hue(batch: torch.Tensor, radians: torch.Tensor) -> torch.Tensor:
     m[:, 2, 0] = k * (1 - c) - sq * s
     m[:, 2, 1] = k * (1 - c) + sq * s
     m[:, 2, 2] = c + k * (1 - c)
-    return torch.einsum("nij,njhw->nihw", m, batch)
+    return torch.einsum("nij,njhw->nihw", m.to(batch.device), batch)

@@ -150,6 +150,16 @@ def summarize(logits: torch.Tensor, labels: np.ndarray) -> dict[str, float]:
     return out
 
 
+def image_pool(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """All decoded images as one N x 3 x H x W uint8 tensor on the training device.
+
+    On a GPU the whole set (under 1 GB at 200x150) moves there once, and batches are gathered
+    and augmented there: on the CPU, augmenting one batch of 32 at 200x150 takes about 50 ms
+    (two cores), as long as a whole GPU training step. On the CPU this is a view, not a copy.
+    """
+    return to_batch(images).to(device)
+
+
 def init_from(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The network weights (fp32) of a shipped model to start a run from, and its lineage.
 
@@ -218,7 +228,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     if init_state is not None:
         model.load_state_dict(init_state)
     model.to(device).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        fused=device.type == "cuda" or None,  # one kernel per step instead of hundreds
+    )
     per_epoch = cfg.samples_per_epoch or len(train_idx)
     steps_per_epoch = max(1, per_epoch // cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -245,18 +260,19 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
     weights = torch.from_numpy(sampling_weights(data.labels[train_idx], cfg.balance_power))
     aug_cfg = AugmentConfig(**cfg.augment)
+    pool = image_pool(data.images, device)
     log = (run_dir / "log.jsonl").open("a")
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         t0 = time.perf_counter()
         draws = torch.multinomial(weights, steps_per_epoch * cfg.batch_size, True, generator=gen)
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch")
-        running = 0.0
+        running = torch.zeros((), device=device)
         for step in bar:
             rows = train_idx[draws[step * cfg.batch_size : (step + 1) * cfg.batch_size].numpy()]
-            x = to_batch(data.images[rows]).float().div_(255.0)
-            x = augment(x, aug_cfg, gen)
-            x = standardize(x, geometry).to(device)
+            picked = torch.from_numpy(rows).to(device)
+            x = augment(pool[picked].float().div_(255.0), aug_cfg, gen)
+            x = standardize(x, geometry)
             y = torch.from_numpy(data.labels[rows]).to(device)
             with autocast(device, bf16):
                 loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
@@ -264,8 +280,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             loss.backward()
             optimizer.step()
             scheduler.step()
-            running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
-            bar.set_postfix(loss=f"{running:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            running = 0.98 * running + 0.02 * loss.detach() if step else loss.detach().float()
+            # Reading the loss waits for the device; on a GPU, doing it every step would idle it.
+            if device.type == "cpu" or step % 25 == 0 or step == steps_per_epoch - 1:
+                loss_text, lr_text = f"{running.item():.3f}", f"{scheduler.get_last_lr()[0]:.2e}"
+                bar.set_postfix(loss=loss_text, lr=lr_text, refresh=False)
         val_logits = predict_logits(model, data.images[val_idx], geometry, device, bf16)
         val = summarize(val_logits, data.labels[val_idx])
         auc = val.get("auc_malignant", -val["loss"])
@@ -273,7 +292,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         best_auc = max(best_auc, auc)
         entry = {
             "epoch": epoch + 1,
-            "train_loss": round(running, 4),
+            "train_loss": round(running.item(), 4),
             **{f"val_{k}": round(v, 4) for k, v in val.items()},
             "lr": scheduler.get_last_lr()[0],
             "seconds": round(time.perf_counter() - t0, 1),

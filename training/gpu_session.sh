@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Train at the native 200x150 on a lent GPU machine in one device call, and bring the model back.
+#
+# The device tool sends the working tree (at most 64 MiB) and nothing beside it, and returns at
+# most 8 files of 16 MiB. The shipped model alone is 61 MiB, so for the call the data travels
+# in shared/ and models/ stays behind; the exported model comes back in four parts.
+#
+#   bash training/gpu_session.sh prepare [HAM10000_DIR]   # here: stage data, leave models/ out
+#   device run: bash training/gpu_session.sh run           # there (timeout_s 600)
+#   bash training/gpu_session.sh collect FILES_AT RUN_DIR  # here: join, verify, put models/ back
+#
+# Knobs for `run` (environment): TRAIN_SECONDS (training time, default 300), MAX_EPOCHS
+# (default 60), VERSION (default 1.2.0), WIDTH x HEIGHT (default 200 x 150). For a rehearsal
+# here on the CPU: DEVICE=cpu LIMIT=300 (first 300 images) OUT=/tmp/out.
+set -euo pipefail
+cd "$(git rev-parse --show-toplevel 2>/dev/null || pwd)"
+
+PART_BYTES=16500000  # under the 16 MiB a returned file may have
+
+prepare() {
+  local src=${1:-../shared/data/ham10000}
+  mkdir -p shared/data
+  rm -rf shared/data/ham10000
+  cp -r "$src" shared/data/ham10000
+  # Untracked and ignored, models/ does not travel; `collect` (or `restore`) tracks it again.
+  grep -qx '/models/' .git/info/exclude 2>/dev/null || echo '/models/' >>.git/info/exclude
+  git rm -r -q --cached models
+  local bytes
+  bytes=$({ git ls-files -z -co --exclude-standard; find shared -type f -print0; } |
+    du -cb --files0-from=- | tail -1 | cut -f1)
+  echo "working tree that travels: $((bytes / 1048576)) MiB (limit 64)"
+  echo "models/ is untracked until: bash training/gpu_session.sh collect ... (or restore)"
+}
+
+restore() {
+  sed -i '\#^/models/$#d' .git/info/exclude
+  git reset -q -- models
+  git status --short models
+}
+
+run() {
+  local out=${OUT:?run on the device machine, where OUT is set}
+  local run_dir=/tmp/gpu-run width=${WIDTH:-200} height=${HEIGHT:-150}
+  local seconds=${TRAIN_SECONDS:-300} version=${VERSION:-1.2.0} device=${DEVICE:-cuda}
+  local limit=${LIMIT:-0}
+  rm -rf "$run_dir"
+  export PYTHONPATH=$PWD:$PWD/inference_container:$PWD/training PYTHONUNBUFFERED=1
+  export TQDM_MININTERVAL=20  # a progress line every 20 s, not a screenful per second
+  [[ $device == cpu ]] || nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  python3 -c 'import torch, torchvision; print("torch", torch.__version__, torchvision.__version__)'
+
+  local epochs
+  epochs=$(python3 - "$width" "$height" "$seconds" "${MAX_EPOCHS:-60}" "$device" "$limit" <<'EOF'
+import sys
+from pathlib import Path
+
+sys.path.insert(0, "bench")
+from train_throughput import images_per_second
+
+from skinscan_training.budget import epochs_within
+from skinscan_training.dataset import read_metadata
+from skinscan_training.split import grouped_split
+
+width, height, seconds, max_epochs = (int(v) for v in sys.argv[1:5])
+device, limit = sys.argv[5], int(sys.argv[6])
+records = read_metadata(Path("shared/data/ham10000"))
+split = grouped_split(records[:limit] if limit else records, seed=0)
+bf16 = device == "cuda"
+ips = images_per_second((width, height), bf16, batch=32, steps=30 if bf16 else 2, device=device)
+epochs = epochs_within(seconds, ips, len(split["train"]), len(split["val"]), max_epochs)
+print(f"{width}x{height} on {device}: {ips:.0f} training images/s -> {epochs} epochs", file=sys.stderr)
+print(epochs)
+EOF
+)
+  # A run cut short still leaves best.pt, which is calibrated and returned all the same.
+  timeout $((seconds + 150)) python3 -m skinscan train --data shared/data/ham10000 \
+    --out "$run_dir" --cache-dir /tmp/cache --device "$device" --width "$width" \
+    --height "$height" --epochs "$epochs" --limit "$limit" --no-export 2>&1 |
+    tee "$run_dir.log" | grep --line-buffered '^{' ||
+    { echo "training stopped early:"; tail -c 3000 "$run_dir.log"; }
+  mv "$run_dir.log" "$run_dir/train.log"
+  python3 - "$run_dir" "$version" <<'EOF'
+import sys
+from pathlib import Path
+
+from skinscan_training.export import finalize_run
+
+finalize_run(Path(sys.argv[1]), version=sys.argv[2])
+EOF
+  local stem=$run_dir/export/skinscan-resnet50
+  (cd "$run_dir/export" && sha256sum skinscan-resnet50.safetensors >SHA256SUMS)
+  split -b "$PART_BYTES" -d "$stem.safetensors" "$out/weights.part-"
+  tar -czf "$out/run.tar.gz" -C "$run_dir" config.json split.json log.jsonl calibration.json \
+    train.log training_curves.png export/skinscan-resnet50.json export/SHA256SUMS
+  ls -l "$out"
+}
+
+collect() {
+  local files=${1:?FILES_AT from the device reply} run_dir=${2:?run folder, e.g. runs/gpu200}
+  mkdir -p "$run_dir"
+  tar -xzf "$files/run.tar.gz" -C "$run_dir"
+  cat "$files"/weights.part-* >"$run_dir/export/skinscan-resnet50.safetensors"
+  (cd "$run_dir/export" && sha256sum -c SHA256SUMS)
+  restore
+  echo "exported model: $run_dir/export/skinscan-resnet50.{safetensors,json}"
+}
+
+case ${1:-} in
+  prepare | run | collect | restore) "$@" ;;
+  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+esac
