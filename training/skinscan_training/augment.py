@@ -5,6 +5,8 @@ label-preserving; small scale changes and colour jitter model differences betwee
 Everything runs on whole batches (one ``grid_sample``), which keeps augmentation cheap next
 to a ResNet-50 step on the CPU. The random draws always come from a CPU generator, so a seed
 gives the same transforms whichever device the batch is on; the pixel work runs on that device.
+The few draws move there without waiting for it (``non_blocking``): a blocking copy to a GPU
+waits for every queued kernel, which would idle the GPU once per copy.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def augment(batch: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator)
         return torch.rand(n, generator=g) * (hi - lo) + lo
 
     def per_image(values: torch.Tensor) -> torch.Tensor:
-        return values.view(n, 1, 1, 1).to(dev)
+        return values.view(n, 1, 1, 1).to(dev, non_blocking=True)
 
     angle = uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg) * math.pi / 180
     quarter = (torch.rand(n, generator=g) < cfg.right_angle_prob).float() * (math.pi / 2)
@@ -55,7 +57,7 @@ def augment(batch: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator)
     theta[:, 1, 1] = cos * flip_y
     theta[:, 0, 2] = uniform(-cfg.max_translate, cfg.max_translate)
     theta[:, 1, 2] = uniform(-cfg.max_translate, cfg.max_translate)
-    grid = F.affine_grid(theta.to(dev), [n, 3, h, w], align_corners=False)
+    grid = F.affine_grid(theta.to(dev, non_blocking=True), [n, 3, h, w], align_corners=False)
     out = F.grid_sample(
         batch, grid, mode="bilinear", padding_mode="reflection", align_corners=False
     )
@@ -87,4 +89,4 @@ def _rotate_hue(batch: torch.Tensor, radians: torch.Tensor) -> torch.Tensor:
     m[:, 2, 0] = k * (1 - c) - sq * s
     m[:, 2, 1] = k * (1 - c) + sq * s
     m[:, 2, 2] = c + k * (1 - c)
-    return torch.einsum("nij,njhw->nihw", m.to(batch.device), batch)
+    return torch.einsum("nij,njhw->nihw", m.to(batch.device, non_blocking=True), batch)

@@ -270,10 +270,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         running = torch.zeros((), device=device)
         for step in bar:
             rows = train_idx[draws[step * cfg.batch_size : (step + 1) * cfg.batch_size].numpy()]
-            picked = torch.from_numpy(rows).to(device)
+            # Copies to the device do not wait for it (see augment), so a GPU never idles here.
+            picked = torch.from_numpy(rows).to(device, non_blocking=True)
             x = augment(pool[picked].float().div_(255.0), aug_cfg, gen)
             x = standardize(x, geometry)
-            y = torch.from_numpy(data.labels[rows]).to(device)
+            y = torch.from_numpy(data.labels[rows]).to(device, non_blocking=True)
             with autocast(device, bf16):
                 loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
