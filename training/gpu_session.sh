@@ -9,9 +9,10 @@
 #   device run: bash training/gpu_session.sh run           # there (timeout_s 600)
 #   bash training/gpu_session.sh collect FILES_AT RUN_DIR  # here: join, verify, put models/ back
 #
-# Knobs for `run` (environment): TRAIN_SECONDS (training time, default 300), MAX_EPOCHS
-# (default 60), VERSION (default 1.2.0), WIDTH x HEIGHT (default 200 x 150). For a rehearsal
-# here on the CPU: DEVICE=cpu LIMIT=300 (first 300 images) OUT=/tmp/out.
+# Knobs for `run` (environment): TRAIN_SECONDS (training time, default 300; the trainer fits
+# its epochs to it), MAX_EPOCHS (default 60), VERSION (default 1.2.0), WIDTH x HEIGHT (default
+# 200 x 150). For a rehearsal here on the CPU: DEVICE=cpu LIMIT=300 (first 300 images)
+# BENCH_SIZES=32x24 BENCH_STEPS=1 OUT=/tmp/out.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel 2>/dev/null || pwd)"
 
@@ -49,34 +50,17 @@ run() {
   [[ $device == cpu ]] || nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c 'import torch, torchvision; print("torch", torch.__version__, torchvision.__version__)'
 
-  local epochs
-  epochs=$(python3 - "$width" "$height" "$seconds" "${MAX_EPOCHS:-60}" "$device" "$limit" <<'EOF'
-import sys
-from pathlib import Path
-
-sys.path.insert(0, "bench")
-from train_throughput import images_per_second
-
-from skinscan_training.budget import epochs_within
-from skinscan_training.dataset import read_metadata
-from skinscan_training.split import grouped_split
-
-width, height, seconds, max_epochs = (int(v) for v in sys.argv[1:5])
-device, limit = sys.argv[5], int(sys.argv[6])
-records = read_metadata(Path("shared/data/ham10000"))
-split = grouped_split(records[:limit] if limit else records, seed=0)
-bf16 = device == "cuda"
-ips = images_per_second((width, height), bf16, batch=32, steps=30 if bf16 else 2, device=device)
-epochs = epochs_within(seconds, ips, len(split["train"]), len(split["val"]), max_epochs)
-print(f"{width}x{height} on {device}: {ips:.0f} training images/s -> {epochs} epochs", file=sys.stderr)
-print(epochs)
-EOF
-)
-  # A run cut short still leaves best.pt, which is calibrated and returned all the same.
-  timeout $((seconds + 150)) python3 -m skinscan train --data shared/data/ham10000 \
+  # GPU figures for docs/performance.md: bare training steps, fp32 and bf16, two sizes.
+  timeout 120 python3 bench/train_throughput.py --device "$device" \
+    --sizes "${BENCH_SIZES:-128x96,200x150}" --steps "${BENCH_STEPS:-30}" ||
+    echo "throughput benchmark failed (status $?)"
+  # The trainer fits its epochs to the budget after the first one; the timeout is a guard
+  # only. A run cut short still leaves best.pt, which is calibrated and returned all the same.
+  timeout $((seconds + 120)) python3 -m skinscan train --data shared/data/ham10000 \
     --out "$run_dir" --cache-dir /tmp/cache --device "$device" --width "$width" \
-    --height "$height" --epochs "$epochs" --limit "$limit" --no-export 2>&1 |
-    tee "$run_dir.log" | grep --line-buffered '^{' ||
+    --height "$height" --epochs "${MAX_EPOCHS:-60}" --time-budget "$seconds" \
+    --limit "$limit" --no-export 2>&1 |
+    tee "$run_dir.log" | grep --line-buffered -E '^\{|^time budget' ||
     { echo "training stopped early:"; tail -c 3000 "$run_dir.log"; }
   mv "$run_dir.log" "$run_dir/train.log"
   python3 - "$run_dir" "$version" <<'EOF'

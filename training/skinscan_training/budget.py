@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import math
 
-#: Share of a pure training step's throughput that a real epoch reaches: gathering and
-#: augmenting batches, validation and the checkpoint write take the rest (kept generous).
-EPOCH_EFFICIENCY = 0.75
 
+def epochs_that_fit(remaining_s: float, epoch_s: float, done: int, max_epochs: int) -> int:
+    """The run's total epochs when ``done`` are over and each further one takes ``epoch_s``.
 
-def epochs_within(
-    seconds: float,
-    images_per_second: float,
-    samples_per_epoch: int,
-    validation_images: int,
-    max_epochs: int,
-) -> int:
-    """The most epochs (at least 1, at most ``max_epochs``) that fit ``seconds`` of training.
-
-    ``images_per_second`` is the measured rate of bare training steps; one validation image
-    costs about a third of a training image (forward pass only).
+    At least ``done`` (a run never ends before the epochs it has finished), at most
+    ``max_epochs``; the epochs still to come must fit in ``remaining_s``.
     """
-    if seconds <= 0 or images_per_second <= 0 or samples_per_epoch <= 0:
-        raise ValueError("seconds, images_per_second and samples_per_epoch must be positive")
-    per_epoch = (samples_per_epoch + validation_images / 3) / (images_per_second * EPOCH_EFFICIENCY)
-    return max(1, min(max_epochs, math.floor(seconds / per_epoch)))
+    if epoch_s <= 0:
+        raise ValueError("epoch_s must be positive")
+    more = max(0, math.floor(remaining_s / epoch_s))
+    return max(done, min(max_epochs, done + more))

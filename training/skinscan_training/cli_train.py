@@ -28,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--init", default="", help="start from the weights of this shipped model (warm start)"
     )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=d.time_budget,
+        help="seconds the training may take; fewer epochs after the first if they do not fit",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     parser.add_argument("--no-export", action="store_true", help="skip calibration and export")
     parser.add_argument("--version", default="", help="model version for the exported card")
@@ -53,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         limit=args.limit,
         init=args.init,
+        time_budget=args.time_budget,
     )
     best = train(cfg, resume=args.resume)
     print(f"best checkpoint: {best}")

@@ -10,7 +10,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from skinscan_engine.model_card import load_model
 from skinscan_engine.preprocessing import Geometry, normalize, standardize, to_batch
 
 from .augment import AugmentConfig, augment
+from .budget import epochs_that_fit
 from .dataset import Record, load_images, read_metadata
 from .split import grouped_split, load_split, save_split
 
@@ -49,6 +50,10 @@ class TrainConfig:
     cache_dir: str = ""
     limit: int = 0  # use only the first N images (tests, smoke runs)
     init: str = ""  # a shipped model whose weights start the run (warm start), or "" for scratch
+    # Seconds the training may take, data preparation included, calibration and export not
+    # (0 = no limit). After its first epoch a fresh run shortens ``epochs`` to what fits, and
+    # its learning-rate schedule with it, so that the schedule still ends where it should.
+    time_budget: float = 0.0
     augment: dict[str, Any] = field(default_factory=lambda: asdict(AugmentConfig()))
 
 
@@ -183,6 +188,19 @@ def init_from(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     return loaded.network.state_dict(), lineage
 
 
+def one_cycle(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int, done_steps: int = 0
+) -> torch.optim.lr_scheduler.OneCycleLR:
+    """The learning-rate schedule of a ``cfg.epochs`` run, ``done_steps`` into it."""
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=cfg.lr,
+        total_steps=cfg.epochs * steps_per_epoch,
+        pct_start=0.15,
+        last_epoch=done_steps - 1,
+    )
+
+
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -191,6 +209,7 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
     """Train (or resume) a run; returns the path of the best checkpoint."""
+    started = time.perf_counter()
     run_dir = Path(cfg.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     last_ckpt, best_ckpt = run_dir / "last.pt", run_dir / "best.pt"
@@ -236,9 +255,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     )
     per_epoch = cfg.samples_per_epoch or len(train_idx)
     steps_per_epoch = max(1, per_epoch // cfg.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
-    )
+    scheduler = one_cycle(optimizer, cfg, steps_per_epoch)
     gen = torch.Generator().manual_seed(cfg.seed)
     start_epoch, best_auc = 0, -math.inf
     if saved is not None:
@@ -250,19 +267,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             scheduler.load_state_dict(saved["scheduler"])
         else:
             # The run was extended (or shortened): continue on the schedule of the new length.
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer,
-                max_lr=cfg.lr,
-                total_steps=cfg.epochs * steps_per_epoch,
-                pct_start=0.15,
-                last_epoch=start_epoch * steps_per_epoch - 1,
-            )
+            scheduler = one_cycle(optimizer, cfg, steps_per_epoch, start_epoch * steps_per_epoch)
 
     weights = torch.from_numpy(sampling_weights(data.labels[train_idx], cfg.balance_power))
     aug_cfg = AugmentConfig(**cfg.augment)
     pool = image_pool(data.images, device)
     log = (run_dir / "log.jsonl").open("a")
-    for epoch in range(start_epoch, cfg.epochs):
+    epoch = start_epoch
+    while epoch < cfg.epochs:
         model.train()
         t0 = time.perf_counter()
         draws = torch.multinomial(weights, steps_per_epoch * cfg.batch_size, True, generator=gen)
@@ -302,6 +314,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         log.write(json.dumps(entry) + "\n")
         log.flush()
         tqdm.write(json.dumps(entry))
+        if cfg.time_budget and saved is None and epoch == 0:
+            left = cfg.time_budget - (time.perf_counter() - started)
+            fitted = epochs_that_fit(left, time.perf_counter() - t0, 1, cfg.epochs)
+            if fitted != cfg.epochs:
+                tqdm.write(f"time budget: {fitted} epochs of {cfg.epochs} fit")
+                cfg = replace(cfg, epochs=fitted)
+                scheduler = one_cycle(optimizer, cfg, steps_per_epoch, steps_per_epoch)
+                (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
         state = {
             "config": asdict(cfg),
             "geometry": {"mean": mean, "std": std},
@@ -323,5 +343,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 },
             )
         _save_checkpoint(last_ckpt, state)
+        epoch += 1
     log.close()
     return best_ckpt

@@ -47,6 +47,23 @@ def test_resume_continues_from_the_checkpoint(
     assert torch.load(run / "last.pt", weights_only=False)["epoch"] == 2
 
 
+def test_a_run_over_its_time_budget_ends_after_its_first_epoch(
+    tiny_ham: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    run = tmp_path / "budget"
+    # Any epoch takes longer than a millisecond: only the first fits, and the run stops there.
+    train(TrainConfig(data=str(tiny_ham), out=str(run), epochs=5, time_budget=0.001, **FAST))
+    entries = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in entries] == [1]
+    assert json.loads((run / "config.json").read_text())["epochs"] == 1
+    last = torch.load(run / "last.pt", weights_only=False)
+    assert last["config"]["epochs"] == 1
+    # The schedule was rebuilt for one epoch, so it ended (a 5-epoch one would be warming up).
+    assert last["scheduler"]["total_steps"] == last["scheduler"]["last_epoch"]
+
+
 def test_resume_without_checkpoint_is_a_clear_error(tiny_ham: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train(TrainConfig(data=str(tiny_ham), out=str(tmp_path / "empty"), **FAST), resume=True)

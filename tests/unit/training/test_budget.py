@@ -1,20 +1,18 @@
 import pytest
 
-from skinscan_training.budget import EPOCH_EFFICIENCY, epochs_within
+from skinscan_training.budget import epochs_that_fit
 
 
-def test_epochs_fill_the_budget_without_passing_it() -> None:
-    ips = 2000.0
-    n = epochs_within(300, ips, 7008, 1503, max_epochs=1000)
-    per_epoch = (7008 + 1503 / 3) / (ips * EPOCH_EFFICIENCY)
-    assert n * per_epoch <= 300 < (n + 1) * per_epoch
+def test_the_epochs_to_come_fill_the_time_left() -> None:
+    assert epochs_that_fit(remaining_s=300, epoch_s=7, done=1, max_epochs=100) == 1 + 42
+    assert epochs_that_fit(remaining_s=300, epoch_s=7, done=1, max_epochs=30) == 30
 
 
-def test_epochs_are_capped_and_never_zero() -> None:
-    assert epochs_within(3600, 5000, 7008, 1503, max_epochs=60) == 60
-    assert epochs_within(5, 10, 7008, 1503, max_epochs=60) == 1
+def test_a_run_over_its_budget_ends_with_the_epochs_it_has() -> None:
+    assert epochs_that_fit(remaining_s=-5, epoch_s=7, done=3, max_epochs=30) == 3
+    assert epochs_that_fit(remaining_s=6, epoch_s=7, done=1, max_epochs=30) == 1
 
 
-def test_nonsense_rates_are_refused() -> None:
+def test_a_zero_epoch_time_is_refused() -> None:
     with pytest.raises(ValueError):
-        epochs_within(300, 0, 7008, 1503, max_epochs=60)
+        epochs_that_fit(remaining_s=300, epoch_s=0, done=1, max_epochs=30)
