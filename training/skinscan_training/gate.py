@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from skinscan_engine.model import CLASSES, trunk_features
 from skinscan_engine.model_card import load_model, resolve_paths, save_model
 from skinscan_engine.ood import LayeredGate, gate_features
-from skinscan_engine.preprocessing import Geometry, standardize, to_batch
+from skinscan_engine.preprocessing import Geometry
 
-from .augment import AugmentConfig, augment
+from .augment import AugmentConfig
+from .batches import model_inputs
 from .dataset import load_images, read_metadata
 from .split import model_split
 from .train import autocast
@@ -68,17 +68,12 @@ def features_of(
     batch_size: int = 64,
     progress: str | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The gate's features of uint8 N x H x W x 3 images, optionally augmented first (CPU)."""
+    """The gate's features of uint8 N x H x W x 3 images, optionally augmented first."""
     model.eval()
-    gen = torch.Generator().manual_seed(seed)
     parts: dict[str, list[torch.Tensor]] = {}
-    steps = range(0, len(images), batch_size)
-    for start in tqdm(steps, desc=progress, disable=progress is None, unit="batch", leave=False):
-        x = to_batch(images[start : start + batch_size]).float().div_(255.0)
-        if augment_cfg is not None:
-            x = augment(x, augment_cfg, gen)
+    for x in model_inputs(images, geometry, device, batch_size, progress, augment_cfg, seed):
         with autocast(device, bf16):
-            mid, last = trunk_features(model, standardize(x.to(device), geometry))
+            mid, last = trunk_features(model, x)
         for name, f in gate_features(mid, last).items():
             parts.setdefault(name, []).append(f.cpu())
     return {name: torch.cat(fs) for name, fs in parts.items()}

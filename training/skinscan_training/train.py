@@ -23,9 +23,10 @@ from tqdm import tqdm
 from skinscan_engine.engine import use_bf16
 from skinscan_engine.model import CLASSES, build_model, forward_with_features, malignant_mask
 from skinscan_engine.model_card import load_model
-from skinscan_engine.preprocessing import Geometry, normalize, standardize, to_batch
+from skinscan_engine.preprocessing import Geometry, standardize, to_batch
 
 from .augment import AugmentConfig, augment
+from .batches import model_inputs
 from .budget import epochs_that_fit
 from .dataset import Record, load_images, read_metadata
 from .split import grouped_split, load_split, save_split
@@ -132,9 +133,7 @@ def predict_logits(
     """Logits for uint8 images, in eval mode; fp32 on the CPU."""
     model.eval()
     logits = []
-    steps = range(0, len(images), batch_size)
-    for start in tqdm(steps, desc=progress, disable=progress is None, unit="batch", leave=False):
-        x = normalize(to_batch(images[start : start + batch_size]).to(device), geometry)
+    for x in model_inputs(images, geometry, device, batch_size, progress):
         with autocast(device, bf16):
             _, _, out = forward_with_features(model, x)
         logits.append(out.float().cpu())
