@@ -52,8 +52,8 @@ run() {
 
   # GPU figures for docs/performance.md: bare training steps, fp32 and bf16, two sizes.
   timeout 120 python3 bench/train_throughput.py --device "$device" \
-    --sizes "${BENCH_SIZES:-128x96,200x150}" --steps "${BENCH_STEPS:-30}" ||
-    echo "throughput benchmark failed (status $?)"
+    --sizes "${BENCH_SIZES:-128x96,200x150}" --steps "${BENCH_STEPS:-30}" 2>&1 |
+    tee /tmp/bench.txt || echo "throughput benchmark failed (status $?)"
   # The trainer fits its epochs to the budget after the first one; the timeout is a guard
   # only. A run cut short still leaves best.pt, which is calibrated and returned all the same.
   timeout $((seconds + 120)) python3 -m skinscan train --data shared/data/ham10000 \
@@ -71,11 +71,18 @@ from skinscan_training.export import finalize_run
 
 finalize_run(Path(sys.argv[1]), version=sys.argv[2])
 EOF
+  # Inference on the GPU with the new model: one photo, and a batch of 16, with Grad-CAM.
+  for batch in 1 16; do
+    SKINSCAN_SHARED_DATA=shared/data timeout 90 python3 bench/explain_cost.py \
+      --device "$device" --model "$run_dir/export" --batch "$batch" 2>&1 | tee -a /tmp/bench.txt ||
+      echo "inference benchmark failed (status $?)"
+  done
+  cp /tmp/bench.txt "$run_dir/bench.txt"
   local stem=$run_dir/export/skinscan-resnet50
   (cd "$run_dir/export" && sha256sum skinscan-resnet50.safetensors >SHA256SUMS)
   split -b "$PART_BYTES" -d "$stem.safetensors" "$out/weights.part-"
   tar -czf "$out/run.tar.gz" -C "$run_dir" config.json split.json log.jsonl calibration.json \
-    train.log training_curves.png export/skinscan-resnet50.json export/SHA256SUMS
+    train.log bench.txt training_curves.png export/skinscan-resnet50.json export/SHA256SUMS
   ls -l "$out"
 }
 
