@@ -25,12 +25,12 @@ prepare() {
   cp -r "$src" shared/data/ham10000
   # Untracked and ignored, models/ does not travel; `collect` (or `restore`) tracks it again.
   grep -qx '/models/' .git/info/exclude 2>/dev/null || echo '/models/' >>.git/info/exclude
-  git rm -r -q --cached models
+  git rm -r -q --cached --ignore-unmatch models
   local bytes
   bytes=$({ git ls-files -z -co --exclude-standard; find shared -type f -print0; } |
     du -cb --files0-from=- | tail -1 | cut -f1)
   echo "working tree that travels: $((bytes / 1048576)) MiB (limit 64)"
-  echo "models/ is untracked until: bash training/gpu_session.sh collect ... (or restore)"
+  echo "models/ is untracked (do not commit) until: bash training/gpu_session.sh collect ... (or restore)"
 }
 
 restore() {
