@@ -11,8 +11,9 @@
 #
 # Knobs for `run` (environment): TRAIN_SECONDS (training time, default 300; the trainer fits
 # its epochs to it), MAX_EPOCHS (default 60), VERSION (default 1.2.0), WIDTH x HEIGHT (default
-# 200 x 150). For a rehearsal here on the CPU: DEVICE=cpu LIMIT=300 (first 300 images)
-# BENCH_SIZES=32x24 BENCH_STEPS=1 OUT=/tmp/out.
+# 200 x 150), DATA (default shared/data/ham10000), WORK (scratch, default /tmp/skinscan-gpu).
+# A rehearsal here on the CPU: DEVICE=cpu LIMIT=300 (first 300 images) BENCH_SIZES=32x24
+# BENCH_STEPS=1 OUT=/tmp/out, then `unpack OUT RUN_DIR` (collect without touching git).
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel 2>/dev/null || pwd)"
 
@@ -41,10 +42,12 @@ restore() {
 
 run() {
   local out=${OUT:?run on the device machine, where OUT is set}
-  local run_dir=/tmp/gpu-run width=${WIDTH:-200} height=${HEIGHT:-150}
+  local work=${WORK:-/tmp/skinscan-gpu} width=${WIDTH:-200} height=${HEIGHT:-150}
+  local run_dir=$work/run bench=$work/bench.txt
   local seconds=${TRAIN_SECONDS:-300} version=${VERSION:-1.2.0} device=${DEVICE:-cuda}
-  local limit=${LIMIT:-0}
-  rm -rf "$run_dir"
+  local limit=${LIMIT:-0} data=${DATA:-shared/data/ham10000}
+  rm -rf "$run_dir" "$bench"
+  mkdir -p "$work"
   export PYTHONPATH=$PWD:$PWD/inference_container:$PWD/training PYTHONUNBUFFERED=1
   export TQDM_MININTERVAL=20  # a progress line every 20 s, not a screenful per second
   [[ $device == cpu ]] || nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -53,16 +56,16 @@ run() {
   # GPU figures for docs/performance.md: bare training steps, fp32 and bf16, two sizes.
   timeout 120 python3 bench/train_throughput.py --device "$device" \
     --sizes "${BENCH_SIZES:-128x96,200x150}" --steps "${BENCH_STEPS:-30}" 2>&1 |
-    tee /tmp/bench.txt || echo "throughput benchmark failed (status $?)"
+    tee "$bench" || echo "throughput benchmark failed (status $?)"
   # The trainer fits its epochs to the budget after the first one; the timeout is a guard
   # only. A run cut short still leaves best.pt, which is calibrated and returned all the same.
-  timeout $((seconds + 120)) python3 -m skinscan train --data shared/data/ham10000 \
-    --out "$run_dir" --cache-dir /tmp/cache --device "$device" --width "$width" \
+  timeout $((seconds + 120)) python3 -m skinscan train --data "$data" \
+    --out "$run_dir" --cache-dir "$work/cache" --device "$device" --width "$width" \
     --height "$height" --epochs "${MAX_EPOCHS:-60}" --time-budget "$seconds" \
     --limit "$limit" --no-export 2>&1 |
-    tee "$run_dir.log" | grep --line-buffered -E '^\{|^time budget' ||
-    { echo "training stopped early:"; tail -c 3000 "$run_dir.log"; }
-  mv "$run_dir.log" "$run_dir/train.log"
+    tee "$work/train.log" | grep --line-buffered -E '^\{|^time budget' ||
+    { echo "training stopped early:"; tail -c 3000 "$work/train.log"; }
+  mv "$work/train.log" "$run_dir/train.log"
   python3 - "$run_dir" "$version" <<'EOF'
 import sys
 from pathlib import Path
@@ -73,11 +76,11 @@ finalize_run(Path(sys.argv[1]), version=sys.argv[2])
 EOF
   # Inference on the GPU with the new model: one photo, and a batch of 16, with Grad-CAM.
   for batch in 1 16; do
-    SKINSCAN_SHARED_DATA=shared/data timeout 90 python3 bench/explain_cost.py \
-      --device "$device" --model "$run_dir/export" --batch "$batch" 2>&1 | tee -a /tmp/bench.txt ||
+    SKINSCAN_SHARED_DATA=$(dirname "$data") timeout 90 python3 bench/explain_cost.py \
+      --device "$device" --model "$run_dir/export" --batch "$batch" 2>&1 | tee -a "$bench" ||
       echo "inference benchmark failed (status $?)"
   done
-  cp /tmp/bench.txt "$run_dir/bench.txt"
+  cp "$bench" "$run_dir/bench.txt"
   local stem=$run_dir/export/skinscan-resnet50
   (cd "$run_dir/export" && sha256sum skinscan-resnet50.safetensors >SHA256SUMS)
   split -b "$PART_BYTES" -d "$stem.safetensors" "$out/weights.part-"
@@ -86,17 +89,21 @@ EOF
   ls -l "$out"
 }
 
-collect() {
-  local files=${1:?FILES_AT from the device reply} run_dir=${2:?run folder, e.g. runs/gpu200}
+unpack() {
+  local files=${1:?folder of the returned files} run_dir=${2:?run folder, e.g. runs/gpu200}
   mkdir -p "$run_dir"
   tar -xzf "$files/run.tar.gz" -C "$run_dir"
   cat "$files"/weights.part-* >"$run_dir/export/skinscan-resnet50.safetensors"
   (cd "$run_dir/export" && sha256sum -c SHA256SUMS)
-  restore
   echo "exported model: $run_dir/export/skinscan-resnet50.{safetensors,json}"
 }
 
+collect() {
+  unpack "$@"
+  restore
+}
+
 case ${1:-} in
-  prepare | run | collect | restore) "$@" ;;
-  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+  prepare | run | unpack | collect | restore) "$@" ;;
+  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
 esac
