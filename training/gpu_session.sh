@@ -10,8 +10,9 @@
 #   bash training/gpu_session.sh collect FILES_AT RUN_DIR  # here: join, verify, put models/ back
 #
 # Knobs for `run` (environment): TRAIN_SECONDS (training time, default 300; the trainer fits
-# its epochs to it), MAX_EPOCHS (default 60), VERSION (default 1.2.0), WIDTH x HEIGHT (default
-# 200 x 150), DATA (default shared/data/ham10000), WORK (scratch, default /tmp/skinscan-gpu).
+# its epochs to it), MAX_EPOCHS (default 60), BATCH (32), LR (2e-3), VERSION (1.2.0), WIDTH x
+# HEIGHT (200 x 150), DATA (shared/data/ham10000), WORK (scratch, /tmp/skinscan-gpu), DEADLINE
+# (seconds the whole command may take, 570).
 # A rehearsal here on the CPU: DEVICE=cpu LIMIT=300 (first 300 images) BENCH_SIZES=32x24
 # BENCH_STEPS=1 OUT=/tmp/out, then `unpack OUT RUN_DIR` (collect without touching git).
 set -euo pipefail
@@ -43,30 +44,41 @@ restore() {
 run() {
   local out=${OUT:?run on the device machine, where OUT is set}
   local work=${WORK:-/tmp/skinscan-gpu} width=${WIDTH:-200} height=${HEIGHT:-150}
-  local run_dir=$work/run bench=$work/bench.txt
+  local run_dir=$work/run
   local seconds=${TRAIN_SECONDS:-300} version=${VERSION:-1.2.0} device=${DEVICE:-cuda}
   local limit=${LIMIT:-0} data=${DATA:-shared/data/ham10000}
-  rm -rf "$run_dir" "$bench"
+  # The device tool stops a command at 600 s and then returns only what is already in $OUT:
+  # every step gets a timeout within this deadline, and the model is packed before the extras.
+  local deadline=$((SECONDS + ${DEADLINE:-570}))
+  rm -rf "$run_dir" "$work/train.log"
   mkdir -p "$work"
+  trap "salvage '$work' '$out'" EXIT
   export PYTHONPATH=$PWD:$PWD/inference_container:$PWD/training PYTHONUNBUFFERED=1
   export TQDM_MININTERVAL=20  # a progress line every 20 s, not a screenful per second
-  [[ $device == cpu ]] || nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  if [[ $device != cpu ]]; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+  fi
   python3 -c 'import torch, torchvision; print("torch", torch.__version__, torchvision.__version__)'
 
   # GPU figures for docs/performance.md: bare training steps, fp32 and bf16, two sizes.
-  timeout 120 python3 bench/train_throughput.py --device "$device" \
+  timeout 90 python3 bench/train_throughput.py --device "$device" \
     --sizes "${BENCH_SIZES:-128x96,200x150}" --steps "${BENCH_STEPS:-30}" 2>&1 |
-    tee "$bench" || echo "throughput benchmark failed (status $?)"
-  # The trainer fits its epochs to the budget after the first one; the timeout is a guard
-  # only. A run cut short still leaves best.pt, which is calibrated and returned all the same.
-  timeout $((seconds + 120)) python3 -m skinscan train --data "$data" \
-    --out "$run_dir" --cache-dir "$work/cache" --device "$device" --width "$width" \
-    --height "$height" --epochs "${MAX_EPOCHS:-60}" --time-budget "$seconds" \
-    --limit "$limit" --no-export 2>&1 |
+    tee "$out/bench.txt" || echo "throughput benchmark failed (status $?)"
+
+  # The trainer fits its epochs to the budget after the first two; the timeout is a guard that
+  # leaves two minutes for calibration, export and packing. A run cut short still leaves
+  # best.pt, which is calibrated and returned all the same.
+  local guard=$((deadline - SECONDS - 120))
+  ((guard < seconds + 120)) || guard=$((seconds + 120))
+  timeout "$guard" python3 -m skinscan train --data "$data" --out "$run_dir" \
+    --cache-dir "$work/cache" --device "$device" --width "$width" --height "$height" \
+    --epochs "${MAX_EPOCHS:-60}" --batch-size "${BATCH:-32}" --lr "${LR:-2e-3}" \
+    --time-budget "$seconds" --limit "$limit" --no-export 2>&1 |
     tee "$work/train.log" | grep --line-buffered -E '^\{|^time budget' ||
     { echo "training stopped early:"; tail -c 3000 "$work/train.log"; }
-  mv "$work/train.log" "$run_dir/train.log"
-  python3 - "$run_dir" "$version" <<'EOF'
+  local finalize=$((deadline - SECONDS - 30))
+  ((finalize > 0)) || finalize=1  # `timeout 0` would mean no limit at all
+  timeout "$finalize" python3 - "$run_dir" "$version" <<'EOF'
 import sys
 from pathlib import Path
 
@@ -74,25 +86,40 @@ from skinscan_training.export import finalize_run
 
 finalize_run(Path(sys.argv[1]), version=sys.argv[2])
 EOF
-  # Inference on the GPU with the new model: one photo, and a batch of 16, with Grad-CAM.
-  for batch in 1 16; do
-    SKINSCAN_SHARED_DATA=$(dirname "$data") timeout 90 python3 bench/explain_cost.py \
-      --device "$device" --model "$run_dir/export" --batch "$batch" 2>&1 | tee -a "$bench" ||
-      echo "inference benchmark failed (status $?)"
-  done
-  cp "$bench" "$run_dir/bench.txt"
-  local stem=$run_dir/export/skinscan-resnet50
   (cd "$run_dir/export" && sha256sum skinscan-resnet50.safetensors >SHA256SUMS)
-  split -b "$PART_BYTES" -d "$stem.safetensors" "$out/weights.part-"
+  split -b "$PART_BYTES" -d "$run_dir/export/skinscan-resnet50.safetensors" "$out/weights.part-"
+  tail -c 1000000 "$work/train.log" >"$run_dir/train.log"  # a returned file has a size limit
   tar -czf "$out/run.tar.gz" -C "$run_dir" config.json split.json log.jsonl calibration.json \
-    train.log bench.txt training_curves.png export/skinscan-resnet50.json export/SHA256SUMS
+    train.log training_curves.png export/skinscan-resnet50.json export/SHA256SUMS
+
+  # With the model safe in $OUT: inference on the GPU with it, one photo and a batch of 16.
+  local left
+  for batch in 1 16; do
+    left=$((deadline - SECONDS - 5))
+    ((left > 20)) || break
+    ((left < 90)) || left=90
+    SKINSCAN_SHARED_DATA=$(dirname "$data") timeout "$left" python3 bench/explain_cost.py \
+      --device "$device" --model "$run_dir/export" --batch "$batch" 2>&1 |
+      tee -a "$out/bench.txt" || echo "inference benchmark failed (status $?)"
+  done
   ls -l "$out"
+}
+
+salvage() {
+  # On any exit: if the model never reached $OUT, return the logs that explain why.
+  local work=$1 out=$2
+  [[ -f $out/run.tar.gz ]] && return
+  echo "no model packed; returning the logs in $out/partial.tar.gz"
+  [[ -f $work/train.log ]] && tail -c 1000000 "$work/train.log" >"$work/train.tail.log"
+  (cd "$work" && tar -czf "$out/partial.tar.gz" --ignore-failed-read train.tail.log \
+    run/config.json run/log.jsonl run/split.json 2>/dev/null) || true
 }
 
 unpack() {
   local files=${1:?folder of the returned files} run_dir=${2:?run folder, e.g. runs/gpu200}
   mkdir -p "$run_dir"
   tar -xzf "$files/run.tar.gz" -C "$run_dir"
+  [[ ! -f $files/bench.txt ]] || cp "$files/bench.txt" "$run_dir/bench.txt"
   cat "$files"/weights.part-* >"$run_dir/export/skinscan-resnet50.safetensors"
   (cd "$run_dir/export" && sha256sum -c SHA256SUMS)
   echo "exported model: $run_dir/export/skinscan-resnet50.{safetensors,json}"
@@ -105,5 +132,5 @@ collect() {
 
 case ${1:-} in
   prepare | run | unpack | collect | restore) "$@" ;;
-  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,17p' "$0" >&2; exit 2 ;;
 esac

@@ -143,7 +143,7 @@ def normalize(batch: torch.Tensor, geometry: Geometry) -> torch.Tensor:
 
 def standardize(batch: torch.Tensor, geometry: Geometry) -> torch.Tensor:
     """Float Nx3xHxW in [0, 1] to the model's input: (x - mean) / std, channels-last."""
-    # Built on the host and sent without waiting: a blocking copy would stall a busy GPU.
+    # Built on the host and sent non-blocking: a blocking copy first waits for a busy GPU.
     mean = torch.tensor(geometry.mean).view(1, 3, 1, 1).to(batch.device, non_blocking=True)
     std = torch.tensor(geometry.std).view(1, 3, 1, 1).to(batch.device, non_blocking=True)
     return ((batch - mean) / std).contiguous(memory_format=torch.channels_last)

@@ -5,8 +5,8 @@ label-preserving; small scale changes and colour jitter model differences betwee
 Everything runs on whole batches (one ``grid_sample``), which keeps augmentation cheap next
 to a ResNet-50 step on the CPU. The random draws always come from a CPU generator, so a seed
 gives the same transforms whichever device the batch is on; the pixel work runs on that device.
-The few draws move there without waiting for it (``non_blocking``): a blocking copy to a GPU
-waits for every queued kernel, which would idle the GPU once per copy.
+The few draws move there with ``non_blocking``: a blocking copy to a GPU first waits for
+every queued kernel, which would idle the GPU once per copy.
 """
 
 from __future__ import annotations

@@ -7,12 +7,16 @@ from pathlib import Path
 
 from .train import TrainConfig
 
+DEFAULTS = TrainConfig(data="", out="")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = TrainConfig(data="", out="")
+    d = DEFAULTS
     parser.add_argument("--data", required=True, help="HAM10000 folder (metadata CSV + images/)")
     parser.add_argument("--out", required=True, help="run folder (checkpoints, logs, split)")
-    parser.add_argument("--epochs", type=int, default=d.epochs)
+    parser.add_argument(
+        "--epochs", type=int, help=f"default {d.epochs}; with --resume, the run's own"
+    )
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--lr", type=float, default=d.lr)
     parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
@@ -32,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--time-budget",
         type=float,
         default=d.time_budget,
-        help="seconds the training may take; fewer epochs after the first if they do not fit",
+        help="seconds the training may take; the epochs are fitted to it after the first two",
     )
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     parser.add_argument("--no-export", action="store_true", help="skip calibration and export")
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         data=args.data,
         out=args.out,
-        epochs=args.epochs,
+        epochs=args.epochs or (0 if args.resume else DEFAULTS.epochs),
         batch_size=args.batch_size,
         lr=args.lr,
         weight_decay=args.weight_decay,

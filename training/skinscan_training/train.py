@@ -52,8 +52,9 @@ class TrainConfig:
     limit: int = 0  # use only the first N images (tests, smoke runs)
     init: str = ""  # a shipped model whose weights start the run (warm start), or "" for scratch
     # Seconds the training may take, data preparation included, calibration and export not
-    # (0 = no limit). After its first epoch a fresh run shortens ``epochs`` to what fits, and
-    # its learning-rate schedule with it, so that the schedule still ends where it should.
+    # (0 = no limit). After its first and second epochs a fresh run sets ``epochs`` (at most
+    # the configured number) to what fits, and its learning-rate schedule with it, so that
+    # the schedule still ends where it should.
     time_budget: float = 0.0
     augment: dict[str, Any] = field(default_factory=lambda: asdict(AugmentConfig()))
 
@@ -106,10 +107,21 @@ def prepare_data(cfg: TrainConfig, run_dir: Path) -> Data:
     return Data(records, images, labels, index)
 
 
-def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images in [0, 1] (the model's normalisation)."""
-    x = images.reshape(-1, 3).astype(np.float64) / 255.0
-    return x.mean(0).round(4).tolist(), x.std(0).round(4).tolist()
+def channel_stats(images: np.ndarray, chunk: int = 256) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images in [0, 1] (the model's normalisation).
+
+    Summed a chunk of images at a time: the whole training part in float64 at once would take
+    about 15 GB at 200x150.
+    """
+    total, squares, n = np.zeros(3), np.zeros(3), 0
+    for start in range(0, len(images), chunk):
+        x = images[start : start + chunk].reshape(-1, 3).astype(np.float64) / 255.0
+        total += x.sum(0)
+        squares += np.square(x).sum(0)
+        n += len(x)
+    mean = total / n
+    std = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
+    return mean.round(4).tolist(), std.round(4).tolist()
 
 
 def sampling_weights(labels: np.ndarray, power: float) -> np.ndarray:
@@ -206,6 +218,19 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     tmp.replace(path)  # atomic: a run killed mid-write keeps the previous checkpoint
 
 
+def _rewrite_plan(run_dir: Path, cfg: TrainConfig, scheduler: Any) -> None:
+    """Record a new run length in config.json and in the checkpoints already written."""
+    (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    for name in ("last.pt", "best.pt"):
+        path = run_dir / name
+        if path.is_file():
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            ckpt["config"] = asdict(cfg)
+            if "scheduler" in ckpt:
+                ckpt["scheduler"] = scheduler.state_dict()
+            _save_checkpoint(path, ckpt)
+
+
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
     """Train (or resume) a run; returns the path of the best checkpoint."""
     started = time.perf_counter()
@@ -214,7 +239,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     last_ckpt, best_ckpt = run_dir / "last.pt", run_dir / "best.pt"
     if resume and last_ckpt.is_file():
         saved = torch.load(last_ckpt, map_location="cpu", weights_only=False)
-        cfg = TrainConfig(**{**saved["config"], "device": cfg.device, "epochs": cfg.epochs})
+        # --epochs lengthens or shortens a resumed run; without it (0) the run keeps its own.
+        epochs = max(cfg.epochs or saved["config"]["epochs"], saved["epoch"])
+        cfg = TrainConfig(**{**saved["config"], "device": cfg.device, "epochs": epochs})
     elif resume:
         raise FileNotFoundError(f"--resume: no checkpoint at {last_ckpt}")
     else:
@@ -272,8 +299,22 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     aug_cfg = AugmentConfig(**cfg.augment)
     pool = image_pool(data.images, device)
     log = (run_dir / "log.jsonl").open("a")
+    budgeted = bool(cfg.time_budget) and saved is None  # a resumed run keeps its length
+    most_epochs, epoch_s = cfg.epochs, 0.0
     epoch = start_epoch
     while epoch < cfg.epochs:
+        if budgeted and epoch in (1, 2):
+            # Planned from whole epochs, checkpoint writes included: after the first (which
+            # also pays for warm-up, so it errs short), then again after the second.
+            left = cfg.time_budget - (time.perf_counter() - started)
+            fitted = epochs_that_fit(left, epoch_s, epoch, most_epochs)
+            if fitted != cfg.epochs:
+                tqdm.write(f"time budget: {fitted} epochs fit (at most {most_epochs})")
+                cfg = replace(cfg, epochs=fitted)
+                scheduler = one_cycle(optimizer, cfg, steps_per_epoch, epoch * steps_per_epoch)
+                _rewrite_plan(run_dir, cfg, scheduler)
+            if epoch >= cfg.epochs:
+                break
         model.train()
         t0 = time.perf_counter()
         draws = torch.multinomial(weights, steps_per_epoch * cfg.batch_size, True, generator=gen)
@@ -281,7 +322,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         running = torch.zeros((), device=device)
         for step in bar:
             rows = train_idx[draws[step * cfg.batch_size : (step + 1) * cfg.batch_size].numpy()]
-            # Copies to the device do not wait for it (see augment), so a GPU never idles here.
+            # Copies to the device need not wait for it (see augment).
             picked = torch.from_numpy(rows).to(device, non_blocking=True)
             x = augment(pool[picked].float().div_(255.0), aug_cfg, gen)
             x = standardize(x, geometry)
@@ -313,14 +354,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         log.write(json.dumps(entry) + "\n")
         log.flush()
         tqdm.write(json.dumps(entry))
-        if cfg.time_budget and saved is None and epoch == 0:
-            left = cfg.time_budget - (time.perf_counter() - started)
-            fitted = epochs_that_fit(left, time.perf_counter() - t0, 1, cfg.epochs)
-            if fitted != cfg.epochs:
-                tqdm.write(f"time budget: {fitted} epochs of {cfg.epochs} fit")
-                cfg = replace(cfg, epochs=fitted)
-                scheduler = one_cycle(optimizer, cfg, steps_per_epoch, steps_per_epoch)
-                (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
         state = {
             "config": asdict(cfg),
             "geometry": {"mean": mean, "std": std},
@@ -342,6 +375,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 },
             )
         _save_checkpoint(last_ckpt, state)
+        epoch_s = time.perf_counter() - t0
         epoch += 1
     log.close()
     return best_ckpt

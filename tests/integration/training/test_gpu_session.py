@@ -19,8 +19,7 @@ SCRIPT = REPO / "training" / "gpu_session.sh"
 MiB = 1 << 20
 
 
-def test_device_run_returns_a_model_within_the_tools_limits(tmp_path: Path) -> None:
-    data = make_tiny_ham(tmp_path / "data" / "ham10000")
+def _run(tmp_path: Path, data: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
     out = tmp_path / "out"
     out.mkdir()
     env = {
@@ -41,6 +40,11 @@ def test_device_run_returns_a_model_within_the_tools_limits(tmp_path: Path) -> N
     done = subprocess.run(
         ["bash", str(SCRIPT), "run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
     )
+    return done, out
+
+
+def test_device_run_returns_a_model_within_the_tools_limits(tmp_path: Path) -> None:
+    done, out = _run(tmp_path, make_tiny_ham(tmp_path / "data" / "ham10000"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     returned = sorted(out.iterdir())
     assert len(returned) <= 8
@@ -62,6 +66,14 @@ def test_device_run_returns_a_model_within_the_tools_limits(tmp_path: Path) -> N
     assert (loaded.card.input_width, loaded.card.input_height) == (48, 36)
     for name in ("log.jsonl", "train.log", "bench.txt", "training_curves.png", "split.json"):
         assert (run_dir / name).is_file(), name
+
+
+def test_a_failed_run_still_returns_its_logs(tmp_path: Path) -> None:
+    done, out = _run(tmp_path, tmp_path / "missing" / "ham10000")
+    assert done.returncode != 0
+    assert not list(out.glob("weights.part-*"))
+    assert (out / "partial.tar.gz").is_file()  # what the tool returns explains the failure
+    assert (out / "bench.txt").is_file()
 
 
 def test_a_corrupted_part_is_refused(tmp_path: Path) -> None:

@@ -47,6 +47,20 @@ def test_resume_continues_from_the_checkpoint(
     assert torch.load(run / "last.pt", weights_only=False)["epoch"] == 2
 
 
+def test_resume_without_epochs_keeps_the_runs_own_length(
+    tiny_ham: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    run = tmp_path / "again"
+    shutil.copytree(trained_run, run)
+    # epochs=0 is what `skinscan train --resume` passes without --epochs: the 1-epoch run is
+    # complete, so nothing more is trained (and no schedule is stepped past its end).
+    train(TrainConfig(data=str(tiny_ham), out=str(run), **{**FAST, "epochs": 0}), resume=True)
+    entries = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in entries] == [1]
+
+
 def test_a_run_over_its_time_budget_ends_after_its_first_epoch(
     tiny_ham: Path, tmp_path: Path
 ) -> None:
