@@ -1,8 +1,8 @@
 """Training throughput of the SkinScan ResNet-50 by input size and precision.
 
-Used to pick the input size and epoch count for a training run (``training/gpu_session.sh``
-sizes a GPU run with it). Prints images per second for fp32 and bfloat16 autocast at each
-size, and the bf16/fp32 ratio measured in the same run.
+Used to pick the input size and epoch count for a training run, and run by
+``training/gpu_session.sh`` for the GPU figures. Prints images per second for fp32 and bfloat16
+autocast at each size, and the bf16/fp32 ratio measured in the same run.
 
     python bench/train_throughput.py [--sizes 128x96,200x150] [--batch 32] [--steps 4]
                                      [--device cpu|cuda]
@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from skinscan_engine.model import build_model
+from skinscan_training.train import adamw
 
 
 def images_per_second(
@@ -27,7 +28,7 @@ def images_per_second(
     torch.manual_seed(0)
     torch.backends.cudnn.benchmark = True
     model = build_model().to(dev).to(memory_format=torch.channels_last).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=dev.type == "cuda" or None)
+    opt = adamw(model, lr=1e-3, weight_decay=0.0, device=dev)
     w, h = size
     x = torch.randn(batch, 3, h, w, device=dev).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 7, (batch,), device=dev)

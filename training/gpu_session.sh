@@ -19,6 +19,7 @@ set -euo pipefail
 cd "$(git rev-parse --show-toplevel 2>/dev/null || pwd)"
 
 PART_BYTES=16500000  # under the 16 MiB a returned file may have
+LOG_BYTES=1000000    # the end of the training log that comes back
 
 prepare() {
   local src=${1:-../shared/data/ham10000}
@@ -88,7 +89,7 @@ finalize_run(Path(sys.argv[1]), version=sys.argv[2])
 EOF
   (cd "$run_dir/export" && sha256sum skinscan-resnet50.safetensors >SHA256SUMS)
   split -b "$PART_BYTES" -d "$run_dir/export/skinscan-resnet50.safetensors" "$out/weights.part-"
-  tail -c 1000000 "$work/train.log" >"$run_dir/train.log"  # a returned file has a size limit
+  tail -c "$LOG_BYTES" "$work/train.log" >"$run_dir/train.log"
   tar -czf "$out/run.tar.gz" -C "$run_dir" config.json split.json log.jsonl calibration.json \
     train.log training_curves.png export/skinscan-resnet50.json export/SHA256SUMS
 
@@ -110,7 +111,7 @@ salvage() {
   local work=$1 out=$2
   [[ -f $out/run.tar.gz ]] && return
   echo "no model packed; returning the logs in $out/partial.tar.gz"
-  [[ -f $work/train.log ]] && tail -c 1000000 "$work/train.log" >"$work/train.tail.log"
+  [[ -f $work/train.log ]] && tail -c "$LOG_BYTES" "$work/train.log" >"$work/train.tail.log"
   (cd "$work" && tar -czf "$out/partial.tar.gz" --ignore-failed-read train.tail.log \
     run/config.json run/log.jsonl run/split.json 2>/dev/null) || true
 }
