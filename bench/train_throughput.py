@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from skinscan_engine.model import build_model
-from skinscan_training.train import adamw
+from skinscan_training.optim import adamw
 
 
 def images_per_second(

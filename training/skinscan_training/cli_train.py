@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .train import TrainConfig
+from .config import TrainConfig
 
 DEFAULTS = TrainConfig(data="", out="")
 

@@ -18,10 +18,13 @@ from skinscan_engine.preprocessing import Geometry
 
 from .augment import AugmentConfig
 from .calibration import binary_ece, fit_temperature, threshold_for_sensitivity, top_label_ece
+from .config import TrainConfig
+from .devices import pick_device, wants_bf16
 from .gate import fit_gate
 from .metrics import binary_metrics
 from .plots import plot_training_curves
-from .train import TrainConfig, pick_device, predict_logits, prepare_data, wants_bf16
+from .run_data import prepare_data
+from .validation import predict_logits
 
 #: A triage tool should not miss cancers: the threshold keeps validation sensitivity >= this.
 TARGET_SENSITIVITY = 0.90

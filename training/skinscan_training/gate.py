@@ -25,8 +25,8 @@ from skinscan_engine.preprocessing import Geometry
 from .augment import AugmentConfig
 from .batches import model_inputs
 from .dataset import load_images, read_metadata
+from .devices import autocast
 from .split import model_split
-from .train import autocast
 
 #: The issue's cap: at most this share of validation images may be answered "unknown".
 MAX_OOD_REJECT = 0.05

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from skinscan_engine.model_card import load_model
+from skinscan_training.config import TrainConfig
 from skinscan_training.evaluate import evaluate
 from skinscan_training.export import finalize_run
-from skinscan_training.train import TrainConfig, train
+from skinscan_training.train import train
 
 # Small input and batch keep a ResNet-50 epoch to a few seconds on two CPU cores.
 FAST = {"width": 48, "height": 36, "batch_size": 16, "samples_per_epoch": 64, "device": "cpu"}

@@ -3,7 +3,7 @@ import torch
 
 from skinscan_engine.preprocessing import to_batch
 from skinscan_training.augment import AugmentConfig, augment
-from skinscan_training.train import image_pool
+from skinscan_training.run_data import image_pool
 
 
 def _batch(n: int = 4) -> torch.Tensor:

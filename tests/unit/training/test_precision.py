@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import skinscan_engine.engine as engine
-from skinscan_training.train import TrainConfig, wants_bf16
+from skinscan_training.config import TrainConfig
+from skinscan_training.devices import wants_bf16
 
 
 @pytest.mark.parametrize(

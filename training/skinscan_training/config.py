@@ -1,0 +1,35 @@
+"""A training run's settings (saved in ``config.json`` and in every checkpoint)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .augment import AugmentConfig
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    width: int = 128
+    height: int = 96
+    samples_per_epoch: int = 0  # 0 = size of the training part
+    balance_power: float = 0.5  # sampling weight = class frequency ** -balance_power
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool = True
+    cache_dir: str = ""
+    limit: int = 0  # use only the first N images (tests, smoke runs)
+    init: str = ""  # a shipped model whose weights start the run (warm start), or "" for scratch
+    # Seconds the training may take, data preparation included, calibration and export not
+    # (0 = no limit). After its first and second epochs a fresh run sets ``epochs`` (at most
+    # the configured number) to what fits, and its learning-rate schedule with it, so that
+    # the schedule still ends where it should.
+    time_budget: float = 0.0
+    augment: dict[str, Any] = field(default_factory=lambda: asdict(AugmentConfig()))
