@@ -24,6 +24,20 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint written by :func:`save_checkpoint`, loaded onto the CPU.
+
+    Not ``weights_only``: a checkpoint also holds the config and the optimiser's and the
+    sampler's state, and only this run's own files are ever read here.
+    """
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def write_config(run_dir: Path, cfg: TrainConfig) -> None:
+    """``config.json``: the run's settings as it goes on with them."""
+    (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+
 def save_epoch(run_dir: Path, state: dict[str, Any], improved: bool) -> None:
     """``last.pt`` after every epoch; ``best.pt`` too when validation improved."""
     if improved:
@@ -35,7 +49,7 @@ def resume_point(cfg: TrainConfig, path: Path) -> tuple[TrainConfig, dict[str, A
     """The saved state at ``path`` and the configuration the run goes on with."""
     if not path.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {path}")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = load_checkpoint(path)
     # --epochs lengthens or shortens a resumed run; without it (0) the run keeps its own.
     epochs = max(cfg.epochs or saved["config"]["epochs"], saved["epoch"])
     return TrainConfig(**{**saved["config"], "device": cfg.device, "epochs": epochs}), saved
@@ -43,11 +57,11 @@ def resume_point(cfg: TrainConfig, path: Path) -> tuple[TrainConfig, dict[str, A
 
 def rewrite_plan(run_dir: Path, cfg: TrainConfig, scheduler: Any) -> None:
     """Record a new run length in config.json and in the checkpoints already written."""
-    (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    write_config(run_dir, cfg)
     for name in ("last.pt", "best.pt"):
         path = run_dir / name
         if path.is_file():
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            ckpt = load_checkpoint(path)
             ckpt["config"] = asdict(cfg)
             if "scheduler" in ckpt:
                 ckpt["scheduler"] = scheduler.state_dict()

@@ -18,6 +18,7 @@ from skinscan_engine.preprocessing import Geometry
 
 from .augment import AugmentConfig
 from .calibration import binary_ece, fit_temperature, threshold_for_sensitivity, top_label_ece
+from .checkpoints import load_checkpoint
 from .config import TrainConfig
 from .devices import pick_device, wants_bf16
 from .gate import fit_gate
@@ -33,7 +34,7 @@ TARGET_SENSITIVITY = 0.90
 def finalize_run(run_dir: Path, version: str | None = None, out_stem: Path | None = None) -> Path:
     """Calibrate ``run_dir/best.pt`` and export it; returns the exported stem."""
     run_dir = Path(run_dir)
-    ckpt = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(run_dir / "best.pt")
     cfg = TrainConfig(**ckpt["config"])
     device = pick_device(cfg.device)
     bf16 = wants_bf16(cfg, device)

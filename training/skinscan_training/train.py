@@ -25,7 +25,7 @@ from skinscan_engine.preprocessing import Geometry
 
 from .augment import AugmentConfig
 from .budget import epochs_that_fit
-from .checkpoints import init_from, resume_point, rewrite_plan, save_epoch
+from .checkpoints import init_from, resume_point, rewrite_plan, save_epoch, write_config
 from .config import TrainConfig
 from .devices import autocast, pick_device, wants_bf16
 from .optim import adamw, one_cycle
@@ -77,7 +77,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     elif cfg.init:
         # Read the warm-start weights before the slow data preparation: a bad path fails at once.
         init_state, lineage = init_from(Path(cfg.init))
-    (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    write_config(run_dir, cfg)
 
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
