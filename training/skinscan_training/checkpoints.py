@@ -52,7 +52,9 @@ def resume_point(cfg: TrainConfig, path: Path) -> tuple[TrainConfig, dict[str, A
     saved = load_checkpoint(path)
     # --epochs lengthens or shortens a resumed run; without it (0) the run keeps its own.
     epochs = max(cfg.epochs or saved["config"]["epochs"], saved["epoch"])
-    return TrainConfig(**{**saved["config"], "device": cfg.device, "epochs": epochs}), saved
+    average_last = cfg.average_last or saved["config"].get("average_last", 0)
+    changes = {"device": cfg.device, "epochs": epochs, "average_last": average_last}
+    return TrainConfig(**{**saved["config"], **changes}), saved
 
 
 def rewrite_plan(run_dir: Path, cfg: TrainConfig, scheduler: Any) -> None:

@@ -38,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=d.time_budget,
         help="seconds the training may take; the epochs are fitted to it after the first two",
     )
+    parser.add_argument(
+        "--average-last",
+        type=int,
+        default=d.average_last,
+        help="export the mean of the last N epochs' weights instead of the best epoch",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     parser.add_argument("--no-export", action="store_true", help="skip calibration and export")
     parser.add_argument("--version", default="", help="model version for the exported card")
@@ -64,12 +70,13 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         init=args.init,
         time_budget=args.time_budget,
+        average_last=args.average_last,
     )
-    best = train(cfg, resume=args.resume)
-    print(f"best checkpoint: {best}")
+    chosen = train(cfg, resume=args.resume)
+    print(f"checkpoint to export: {chosen}")
     if not args.no_export:
         from .export import finalize_run
 
-        stem = finalize_run(Path(args.out), version=args.version or None)
+        stem = finalize_run(Path(args.out), version=args.version or None, checkpoint=chosen)
         print(f"exported model: {stem}.safetensors and {stem}.json")
     return 0

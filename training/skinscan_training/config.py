@@ -32,4 +32,6 @@ class TrainConfig:
     # the configured number) to what fits, and its learning-rate schedule with it, so that
     # the schedule still ends where it should.
     time_budget: float = 0.0
+    # Export the mean of the last N epochs' weights instead of the best epoch (0 = best epoch).
+    average_last: int = 0
     augment: dict[str, Any] = field(default_factory=lambda: asdict(AugmentConfig()))

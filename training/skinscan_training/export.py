@@ -31,10 +31,15 @@ from .validation import predict_logits
 TARGET_SENSITIVITY = 0.90
 
 
-def finalize_run(run_dir: Path, version: str | None = None, out_stem: Path | None = None) -> Path:
-    """Calibrate ``run_dir/best.pt`` and export it; returns the exported stem."""
+def finalize_run(
+    run_dir: Path,
+    version: str | None = None,
+    out_stem: Path | None = None,
+    checkpoint: Path | None = None,
+) -> Path:
+    """Calibrate ``checkpoint`` (default ``run_dir/best.pt``) and export it; returns the stem."""
     run_dir = Path(run_dir)
-    ckpt = load_checkpoint(run_dir / "best.pt")
+    ckpt = load_checkpoint(Path(checkpoint) if checkpoint else run_dir / "best.pt")
     cfg = TrainConfig(**ckpt["config"])
     device = pick_device(cfg.device)
     bf16 = wants_bf16(cfg, device)
@@ -100,6 +105,8 @@ def finalize_run(run_dir: Path, version: str | None = None, out_stem: Path | Non
             "data": "HAM10000 (10,015 dermoscopic images, 200x150), lesion-grouped 70/15/15 split",
             "split_seed": cfg.seed,
             "epochs": ckpt["epoch"],
+            # The exported weights are the mean of these epochs' (None: a single epoch's).
+            "averaged_epochs": ckpt.get("averaged_epochs"),
             # Checkpoints from before this field was written were made on this machine.
             "precision": ckpt.get("precision") or ("bf16" if bf16 else "fp32"),
             "initialised_from": ckpt.get("init_lineage"),

@@ -1,7 +1,8 @@
 """The training loop: balanced sampling, augmentation, a checkpoint and a log line per epoch.
 
 Everything a run produces lands in its folder: ``split.json``, ``config.json``,
-``log.jsonl`` (one line per epoch), ``last.pt`` (resumable), ``best.pt`` (by validation AUC).
+``log.jsonl`` (one line per epoch), ``last.pt`` (resumable), ``best.pt`` (by validation AUC),
+and with ``average_last`` the last epochs' weights and their mean, ``averaged.pt``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from skinscan_engine.model import build_model
 from skinscan_engine.preprocessing import Geometry
 
 from .augment import AugmentConfig
+from .averaging import average_last_epochs, averaging_window, keep_epoch_weights
 from .budget import epochs_that_fit
 from .checkpoints import init_from, resume_point, rewrite_plan, save_epoch, write_config
 from .config import TrainConfig
@@ -64,7 +66,11 @@ def train_epoch(
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
-    """Train (or resume) a run; returns the path of the best checkpoint."""
+    """Train (or resume) a run; returns the checkpoint to export.
+
+    That is ``best.pt``, or with ``cfg.average_last`` the mean of the last epochs,
+    ``averaged.pt``.
+    """
     started = time.perf_counter()
     run_dir = Path(cfg.out)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -183,6 +189,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 "init_lineage": lineage,
             }
             save_epoch(run_dir, state, improved)
+            if cfg.average_last and epoch + 1 in averaging_window(cfg.epochs, cfg.average_last):
+                keep_epoch_weights(run_dir, epoch + 1, model)
             epoch_s = time.perf_counter() - t0
             epoch += 1
+    if cfg.average_last:
+        return average_last_epochs(run_dir, cfg.average_last)
     return run_dir / "best.pt"

@@ -210,3 +210,37 @@ def test_fit_gate_replaces_only_the_gate_of_a_shipped_model(
     )
     assert gate_cli.run(args) == 2  # above the 5% cap: refused, nothing written
     assert load_model(out).card.ood == refit.ood
+
+
+def test_average_last_exports_the_mean_of_the_last_epochs(tiny_ham: Path, tmp_path: Path) -> None:
+    import torch
+
+    run = tmp_path / "averaged"
+    chosen = train(TrainConfig(data=str(tiny_ham), out=str(run), epochs=3, average_last=2, **FAST))
+    assert chosen == run / "averaged.pt"
+    assert sorted(p.name for p in (run / "epochs").iterdir()) == ["e002.pt", "e003.pt"]
+    kept = [torch.load(run / "epochs" / f"e00{e}.pt") for e in (2, 3)]
+    averaged = torch.load(chosen, weights_only=False)
+    assert averaged["averaged_epochs"] == [2, 3]
+    expected = (kept[0]["conv1.weight"] + kept[1]["conv1.weight"]) / 2
+    torch.testing.assert_close(averaged["model"]["conv1.weight"], expected)
+    # BatchNorm statistics are measured for the mean weights, not averaged.
+    stale = (kept[0]["bn1.running_mean"] + kept[1]["bn1.running_mean"]) / 2
+    assert not torch.allclose(averaged["model"]["bn1.running_mean"], stale)
+    assert "val_auc_malignant" in json.loads((run / "averaged.json").read_text())
+    card = load_model(finalize_run(run, version="avg", checkpoint=chosen)).card
+    assert card.training["averaged_epochs"] == [2, 3]
+    assert card.training["config"]["average_last"] == 2
+
+
+def test_averaging_a_run_that_kept_no_weights_is_a_clear_error(
+    tiny_ham: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    run = tmp_path / "plain"
+    shutil.copytree(trained_run, run)
+    # Asking a finished run for its mean afterwards needs the weights it never kept.
+    with pytest.raises(FileNotFoundError, match="--average-last"):
+        cfg = TrainConfig(data=str(tiny_ham), out=str(run), average_last=2, **{**FAST, "epochs": 0})
+        train(cfg, resume=True)
