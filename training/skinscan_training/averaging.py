@@ -21,11 +21,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from skinscan_engine.model import build_model
-from skinscan_engine.preprocessing import Geometry
-
 from .augment import AugmentConfig
-from .checkpoints import BEST_KEYS, load_checkpoint, save_checkpoint
+from .checkpoints import (
+    BEST_KEYS,
+    checkpoint_geometry,
+    load_checkpoint,
+    network_from,
+    save_checkpoint,
+)
 from .config import TrainConfig
 from .devices import autocast, pick_device, wants_bf16
 from .run_data import image_pool, prepare_data, sampling_weights, training_batches
@@ -102,12 +105,8 @@ def average_last_epochs(run_dir: Path, last: int) -> Path:
 
     device = pick_device(cfg.device)
     bf16 = wants_bf16(cfg, device)
-    geometry = Geometry(
-        cfg.width, cfg.height, tuple(final["geometry"]["mean"]), tuple(final["geometry"]["std"])
-    )  # type: ignore[arg-type]
-    model = build_model()
-    model.load_state_dict(weights)
-    model.to(device).to(memory_format=torch.channels_last)
+    geometry = checkpoint_geometry(final)
+    model = network_from(weights, device)
     data = prepare_data(cfg, run_dir)
     # The statistics are measured on batches drawn as training draws them (class-balanced,
     # augmented): the network learnt under those. Plain training images (two thirds naevi)

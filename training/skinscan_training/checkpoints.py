@@ -9,7 +9,9 @@ from typing import Any
 
 import torch
 
+from skinscan_engine.model import build_model
 from skinscan_engine.model_card import load_model
+from skinscan_engine.preprocessing import Geometry
 
 from .config import TrainConfig
 
@@ -31,6 +33,19 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     sampler's state, and only this run's own files are ever read here.
     """
     return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def checkpoint_geometry(ckpt: dict[str, Any]) -> Geometry:
+    """The input size and normalisation a checkpoint's network was trained with."""
+    cfg, norm = ckpt["config"], ckpt["geometry"]
+    return Geometry(cfg["width"], cfg["height"], tuple(norm["mean"]), tuple(norm["std"]))  # type: ignore[arg-type]
+
+
+def network_from(weights: dict[str, torch.Tensor], device: torch.device) -> torch.nn.Module:
+    """A ResNet-50 with ``weights``, channels-last on ``device``."""
+    model = build_model()
+    model.load_state_dict(weights)
+    return model.to(device).to(memory_format=torch.channels_last)
 
 
 def write_config(run_dir: Path, cfg: TrainConfig) -> None:

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import torch
 
-from skinscan_engine.model import CLASSES, build_model, malignant_mask
+from skinscan_engine.model import CLASSES, malignant_mask
 from skinscan_engine.model_card import ModelCard, save_model
-from skinscan_engine.preprocessing import Geometry
 
 from .augment import AugmentConfig
 from .calibration import binary_ece, fit_temperature, threshold_for_sensitivity, top_label_ece
-from .checkpoints import load_checkpoint
+from .checkpoints import checkpoint_geometry, load_checkpoint, network_from
 from .config import TrainConfig
 from .devices import pick_device, wants_bf16
 from .gate import fit_gate
@@ -43,12 +42,8 @@ def finalize_run(
     cfg = TrainConfig(**ckpt["config"])
     device = pick_device(cfg.device)
     bf16 = wants_bf16(cfg, device)
-    geometry = Geometry(
-        cfg.width, cfg.height, tuple(ckpt["geometry"]["mean"]), tuple(ckpt["geometry"]["std"])
-    )  # type: ignore[arg-type]
-    model = build_model()
-    model.load_state_dict(ckpt["model"])
-    model.to(device).to(memory_format=torch.channels_last).eval()
+    geometry = checkpoint_geometry(ckpt)
+    model = network_from(ckpt["model"], device).eval()
 
     data = prepare_data(cfg, run_dir)
     tr, va = data.index["train"], data.index["val"]
