@@ -31,7 +31,7 @@ from .checkpoints import (
 )
 from .config import TrainConfig
 from .devices import autocast, pick_device, wants_bf16
-from .run_data import image_pool, prepare_data, sampling_weights, training_batches
+from .run_data import Data, image_pool, prepare_data, sampling_weights, training_batches
 from .validation import predict_logits, summarize
 
 
@@ -86,10 +86,11 @@ def refresh_batchnorm(model: torch.nn.Module, batches: Iterable[torch.Tensor]) -
     model.eval()
 
 
-def average_last_epochs(run_dir: Path, last: int) -> Path:
+def average_last_epochs(run_dir: Path, last: int, data: Data | None = None) -> Path:
     """Average the kept weights of the run's last ``last`` epochs into ``averaged.pt``.
 
-    Reads ``last.pt`` for the run's length and settings; returns the new checkpoint's path.
+    Reads ``last.pt`` for the run's length and settings, and the run's images unless the
+    training loop passes its own ``data``; returns the new checkpoint's path.
     """
     run_dir = Path(run_dir)
     final = load_checkpoint(run_dir / "last.pt")
@@ -107,7 +108,8 @@ def average_last_epochs(run_dir: Path, last: int) -> Path:
     bf16 = wants_bf16(cfg, device)
     geometry = checkpoint_geometry(final)
     model = network_from(weights, device)
-    data = prepare_data(cfg, run_dir)
+    if data is None:
+        data = prepare_data(cfg, run_dir)
     # The statistics are measured on batches drawn as training draws them (class-balanced,
     # augmented): the network learnt under those. Plain training images (two thirds naevi)
     # shift them, and cost the last epoch alone 0.02 validation AUC in a probe.

@@ -44,6 +44,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=d.average_last,
         help="export the mean of the last N epochs' weights instead of the best epoch",
     )
+    parser.add_argument(
+        "--teacher",
+        default="",
+        help="distil from this shipped model (trained on the same split): its probabilities "
+        "are mixed into the training targets",
+    )
+    parser.add_argument(
+        "--distill-weight",
+        type=float,
+        default=d.distill_weight,
+        help="share of the teacher's probabilities in the targets (0-1)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     parser.add_argument("--no-export", action="store_true", help="skip calibration and export")
     parser.add_argument("--version", default="", help="model version for the exported card")
@@ -71,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         init=args.init,
         time_budget=args.time_budget,
         average_last=args.average_last,
+        teacher=args.teacher,
+        distill_weight=args.distill_weight,
     )
     chosen = train(cfg, resume=args.resume)
     print(f"checkpoint to export: {chosen}")

@@ -34,4 +34,8 @@ class TrainConfig:
     time_budget: float = 0.0
     # Export the mean of the last N epochs' weights instead of the best epoch (0 = best epoch).
     average_last: int = 0
+    # Distillation: a shipped model (same split) whose probabilities are mixed into the targets
+    # with this weight ("" = one-hot labels only).
+    teacher: str = ""
+    distill_weight: float = 0.5
     augment: dict[str, Any] = field(default_factory=lambda: asdict(AugmentConfig()))

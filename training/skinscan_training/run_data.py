@@ -83,7 +83,7 @@ def image_pool(images: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def training_batches(
     pool: torch.Tensor,
-    labels: np.ndarray,
+    targets: np.ndarray,
     train_idx: np.ndarray,
     weights: torch.Tensor,
     steps: int,
@@ -94,6 +94,8 @@ def training_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch of augmented, standardised batches, drawn with replacement by ``weights``.
 
+    ``targets`` holds a class index per image, or a probability per class and image (soft
+    targets, see :mod:`.distill`); batches carry the rows of it their images come from.
     Every random draw comes from ``gen`` (on the CPU), in the same order on any device, so a
     seed gives the same epoch wherever it runs.
     """
@@ -103,5 +105,5 @@ def training_batches(
         # Copies to the device need not wait for it (see augment).
         picked = torch.from_numpy(rows).to(pool.device, non_blocking=True)
         x = augment(pool[picked].float().div_(255.0), augment_cfg, gen)
-        y = torch.from_numpy(labels[rows]).to(pool.device, non_blocking=True)
+        y = torch.from_numpy(targets[rows]).to(pool.device, non_blocking=True)
         yield standardize(x, geometry), y

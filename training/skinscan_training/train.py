@@ -30,6 +30,7 @@ from .budget import epochs_that_fit
 from .checkpoints import init_from, resume_point, rewrite_plan, save_epoch, write_config
 from .config import TrainConfig
 from .devices import autocast, pick_device, wants_bf16
+from .distill import check_teacher, training_targets
 from .optim import adamw, one_cycle
 from .run_data import channel_stats, image_pool, prepare_data, sampling_weights, training_batches
 from .validation import predict_logits, summarize
@@ -83,6 +84,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     elif cfg.init:
         # Read the warm-start weights before the slow data preparation: a bad path fails at once.
         init_state, lineage = init_from(Path(cfg.init))
+    check_teacher(cfg)
     write_config(run_dir, cfg)
 
     random.seed(cfg.seed)
@@ -97,6 +99,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     train_idx, val_idx = data.index["train"], data.index["val"]
     mean, std = channel_stats(data.images[train_idx])
     geometry = Geometry(cfg.width, cfg.height, tuple(mean), tuple(std))  # type: ignore[arg-type]
+    targets = training_targets(cfg, data, device, bf16)
 
     model = build_model()
     if init_state is not None:
@@ -140,7 +143,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             t0 = time.perf_counter()
             batches = training_batches(
                 pool,
-                data.labels,
+                targets,
                 train_idx,
                 weights,
                 steps,
@@ -194,5 +197,5 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             epoch_s = time.perf_counter() - t0
             epoch += 1
     if cfg.average_last:
-        return average_last_epochs(run_dir, cfg.average_last)
+        return average_last_epochs(run_dir, cfg.average_last, data)
     return run_dir / "best.pt"

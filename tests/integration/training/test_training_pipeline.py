@@ -244,3 +244,72 @@ def test_averaging_a_run_that_kept_no_weights_is_a_clear_error(
     with pytest.raises(FileNotFoundError, match="--average-last"):
         cfg = TrainConfig(data=str(tiny_ham), out=str(run), average_last=2, **{**FAST, "epochs": 0})
         train(cfg, resume=True)
+
+
+def test_a_teacher_s_probabilities_become_the_training_targets(
+    tiny_ham: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+    import torch
+
+    from skinscan_training.distill import training_targets
+    from skinscan_training.run_data import prepare_data
+
+    teacher = finalize_run(trained_run, version="teacher", out_stem=tmp_path / "t" / "model")
+    run = tmp_path / "s"
+    run.mkdir()
+    cfg = TrainConfig(data=str(tiny_ham), out=str(run), teacher=str(teacher), **FAST)
+    data = prepare_data(cfg, run)
+    targets = training_targets(cfg, data, torch.device("cpu"), bf16=False)
+    train_idx, val_idx = data.index["train"], data.index["val"]
+    one_hot = np.eye(7, dtype=np.float32)[data.labels]
+    # Validation rows are never drawn and keep their labels; training rows get a real mix.
+    np.testing.assert_array_equal(targets[val_idx], one_hot[val_idx])
+    soft = (targets[train_idx] - 0.5 * one_hot[train_idx]) / 0.5
+    np.testing.assert_allclose(soft.sum(1), 1.0, rtol=1e-5)
+    assert (soft > 0).all() and not np.allclose(soft, one_hot[train_idx], atol=0.05)
+
+    # The soft targets reach the training: same seed, different weights than from labels alone.
+    train(
+        TrainConfig(
+            data=str(tiny_ham), out=str(tmp_path / "s"), teacher=str(teacher), epochs=1, **FAST
+        )
+    )
+    student = torch.load(tmp_path / "s" / "last.pt", weights_only=False)
+    plain = torch.load(trained_run / "last.pt", weights_only=False)
+    assert not torch.equal(student["model"]["fc.1.weight"], plain["model"]["fc.1.weight"])
+    card = load_model(finalize_run(tmp_path / "s", version="student")).card
+    assert card.training["config"]["teacher"] == str(teacher)
+
+
+def test_a_teacher_from_another_split_or_missing_is_refused(
+    tiny_ham: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    teacher = finalize_run(trained_run, version="teacher", out_stem=tmp_path / "t" / "model")
+    other_split = TrainConfig(
+        data=str(tiny_ham), out=str(tmp_path / "a"), teacher=str(teacher), seed=1, **FAST
+    )
+    with pytest.raises(ValueError, match="leak validation images"):
+        train(other_split)
+    other_size = TrainConfig(
+        data=str(tiny_ham),
+        out=str(tmp_path / "b"),
+        teacher=str(teacher),
+        **{**FAST, "width": 64, "height": 48},
+    )
+    with pytest.raises(ValueError, match="takes 48x36 input"):
+        train(other_size)
+    missing = TrainConfig(
+        data=str(tiny_ham), out=str(tmp_path / "c"), teacher=str(tmp_path / "nope"), **FAST
+    )
+    with pytest.raises(FileNotFoundError, match="not found"):
+        train(missing)
+    weight = TrainConfig(
+        data=str(tiny_ham),
+        out=str(tmp_path / "d"),
+        teacher=str(teacher),
+        distill_weight=1.5,
+        **FAST,
+    )
+    with pytest.raises(ValueError, match="distill-weight"):
+        train(weight)
