@@ -286,30 +286,16 @@ def test_a_teacher_from_another_split_or_missing_is_refused(
     tiny_ham: Path, trained_run: Path, tmp_path: Path
 ) -> None:
     teacher = finalize_run(trained_run, version="teacher", out_stem=tmp_path / "t" / "model")
-    other_split = TrainConfig(
-        data=str(tiny_ham), out=str(tmp_path / "a"), teacher=str(teacher), seed=1, **FAST
-    )
+
+    def student(out: str, **changes: object) -> TrainConfig:
+        settings = {**FAST, "teacher": str(teacher), **changes}
+        return TrainConfig(data=str(tiny_ham), out=str(tmp_path / out), **settings)
+
     with pytest.raises(ValueError, match="leak validation images"):
-        train(other_split)
-    other_size = TrainConfig(
-        data=str(tiny_ham),
-        out=str(tmp_path / "b"),
-        teacher=str(teacher),
-        **{**FAST, "width": 64, "height": 48},
-    )
+        train(student("a", seed=1))
     with pytest.raises(ValueError, match="takes 48x36 input"):
-        train(other_size)
-    missing = TrainConfig(
-        data=str(tiny_ham), out=str(tmp_path / "c"), teacher=str(tmp_path / "nope"), **FAST
-    )
+        train(student("b", width=64, height=48))
     with pytest.raises(FileNotFoundError, match="not found"):
-        train(missing)
-    weight = TrainConfig(
-        data=str(tiny_ham),
-        out=str(tmp_path / "d"),
-        teacher=str(teacher),
-        distill_weight=1.5,
-        **FAST,
-    )
+        train(student("c", teacher=str(tmp_path / "nope")))
     with pytest.raises(ValueError, match="distill-weight"):
-        train(weight)
+        train(student("d", distill_weight=1.5))
