@@ -2,8 +2,9 @@
 
 One forward pass per batch gives the logits (calibrated by the card's temperature), the pooled
 ``layer3`` and ``layer4`` features (the "unknown" gate) and the ``layer4`` activations
-(closed-form Grad-CAM). The convolutional trunk runs under bf16 autocast where the hardware
-has native bf16; pooling, the head, the gate and Grad-CAM always run in fp32.
+(closed-form Grad-CAM). The convolutional trunk, its BatchNorms folded into the convolutions,
+runs under bf16 autocast where the hardware has native bf16; pooling, the head, the gate and
+Grad-CAM always run in fp32.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torch.nn import functional as F
 
 from . import heatmap
 from .gradcam import gradcam
-from .model import CLASS_NAMES, head_linear, malignant_mask, trunk_features
+from .model import CLASS_NAMES, fold_batchnorm, head_linear, malignant_mask, trunk_features
 from .model_card import LoadedModel, load_model
 from .ood import gate_features
 from .preprocessing import (
@@ -58,6 +59,7 @@ class EngineConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Precision = "auto"  # auto: bf16 where the hardware does it natively
     channels_last: bool = True
+    fold_batchnorm: bool = True  # BatchNorm folded into the convolutions (same outputs, faster)
     compile: bool = False  # torch.compile the trunk (CUDA; slow first batch)
     cudnn_benchmark: bool = True
     max_batch_size: int = 32  # larger requests are split into chunks of this size
@@ -74,6 +76,7 @@ class EngineConfig:
             device=env.get("SKINSCAN_DEVICE", cls.device),
             precision=env.get("SKINSCAN_PRECISION", cls.precision),  # type: ignore[arg-type]
             compile=env.get("SKINSCAN_COMPILE", "0").lower() in ("1", "true", "yes"),
+            fold_batchnorm=env.get("SKINSCAN_FOLD_BN", "1").lower() not in ("0", "false", "no"),
             max_batch_size=int(env.get("SKINSCAN_ENGINE_MAX_BATCH", cls.max_batch_size)),
             overlay_width=int(env.get("SKINSCAN_OVERLAY_WIDTH", cls.overlay_width)),
             threads=int(env.get("SKINSCAN_TORCH_THREADS", cls.threads)),
@@ -171,7 +174,10 @@ class Engine:
         self.geometry: Geometry = self.card.geometry
         self.classes: tuple[str, ...] = tuple(self.card.classes)
         self.bf16 = use_bf16(self.config.precision, self.device)
-        network = loaded.network.to(self.device).eval()
+        network = loaded.network.eval()
+        if self.config.fold_batchnorm:
+            network = fold_batchnorm(network)
+        network = network.to(self.device)
         if self.config.channels_last:
             network = network.to(memory_format=torch.channels_last)
         self.network = network

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models import resnet50
+from torchvision.models.resnet import Bottleneck
 
 #: HAM10000 diagnoses, in the order of the network's outputs.
 CLASSES: tuple[str, ...] = ("nv", "bkl", "df", "vasc", "mel", "bcc", "akiec")
@@ -78,3 +80,30 @@ def trunk_features(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, tor
     x = model.layer2(x)
     mid = model.layer3(x)
     return mid, model.layer4(mid)
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every BatchNorm of a network from :func:`build_model` into the convolution before it.
+
+    In eval mode a BatchNorm is a fixed per-channel scale and shift, so it can live in the
+    convolution's weights and bias instead: the outputs stay the same up to float rounding,
+    and the trunk skips one pass over each of its 53 activation maps. Changes ``model`` in
+    place (it must be in eval mode; a folded network cannot be trained) and returns it.
+    """
+    if model.training:
+        raise ValueError("fold_batchnorm needs a network in eval mode")
+
+    def fold(parent: nn.Module, conv: str, bn: str) -> None:
+        setattr(parent, conv, fuse_conv_bn_eval(getattr(parent, conv), getattr(parent, bn)))
+        setattr(parent, bn, nn.Identity())
+
+    fold(model, "conv1", "bn1")
+    for layer in (model.layer1, model.layer2, model.layer3, model.layer4):
+        for block in layer:
+            if not isinstance(block, Bottleneck):
+                raise TypeError(f"expected ResNet-50 bottleneck blocks, found {type(block)}")
+            for i in (1, 2, 3):
+                fold(block, f"conv{i}", f"bn{i}")
+            if block.downsample is not None:
+                fold(block.downsample, "0", "1")
+    return model

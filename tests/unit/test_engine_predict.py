@@ -163,6 +163,9 @@ def test_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SKINSCAN_OVERLAY_WIDTH", "256")
     cfg = EngineConfig.from_env(device="cpu")
     assert (cfg.precision, cfg.compile, cfg.overlay_width, cfg.device) == ("fp32", True, 256, "cpu")
+    assert cfg.fold_batchnorm
+    monkeypatch.setenv("SKINSCAN_FOLD_BN", "0")
+    assert not EngineConfig.from_env().fold_batchnorm
 
 
 def test_no_autograd_graph(engine: Engine, ham_images: list[bytes]) -> None:
