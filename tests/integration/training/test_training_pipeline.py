@@ -281,6 +281,22 @@ def test_a_teacher_s_probabilities_become_the_training_targets(
     card = load_model(finalize_run(tmp_path / "s", version="student")).card
     assert card.training["config"]["teacher"] == str(teacher)
 
+    # At weight 0 the targets are the labels again, and so is the network: loading the teacher
+    # leaves the student's initialisation and dropout to the seed alone.
+    train(
+        TrainConfig(
+            data=str(tiny_ham),
+            out=str(tmp_path / "w0"),
+            teacher=str(teacher),
+            distill_weight=0.0,
+            epochs=1,
+            **FAST,
+        )
+    )
+    unmixed = torch.load(tmp_path / "w0" / "last.pt", weights_only=False)
+    for name, weight in plain["model"].items():
+        torch.testing.assert_close(unmixed["model"][name], weight, rtol=1e-3, atol=1e-4)
+
 
 def test_a_teacher_from_another_split_or_missing_is_refused(
     tiny_ham: Path, trained_run: Path, tmp_path: Path
