@@ -176,6 +176,7 @@ class Engine:
         self.bf16 = use_bf16(self.config.precision, self.device)
         network = loaded.network.eval()
         if self.config.fold_batchnorm:
+            # In place: the engine owns ``loaded`` (a folded network can no longer be trained).
             network = fold_batchnorm(network)
         network = network.to(self.device)
         if self.config.channels_last:
