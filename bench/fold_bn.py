@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ def main() -> None:
     path = model_path(args.model)
     config = EngineConfig(device=args.device, precision=args.precision)
     folded = Engine.from_path(path, config)
-    plain = Engine.from_path(path, EngineConfig(**{**vars(config), "fold_batchnorm": False}))
+    plain = Engine.from_path(path, replace(config, fold_batchnorm=False))
     sizes = [int(b) for b in args.batches.split(",")]
     sync = torch.cuda.synchronize if folded.device.type == "cuda" else (lambda: None)
 
