@@ -116,7 +116,10 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
     weights, card_path = resolve_paths(path)
     card = ModelCard.load(card_path)
     tensors = load_file(str(weights))
-    network = build_model(num_classes=len(card.classes))
+    # The random initial weights are overwritten below; drawing them on a forked generator keeps
+    # loading a model from moving the caller's random state (a training run's seed).
+    with torch.random.fork_rng(devices=[]):
+        network = build_model(num_classes=len(card.classes))
     state = {k: v.float() for k, v in tensors.items() if not k.startswith(OOD_PREFIX)}
     missing, unexpected = network.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]

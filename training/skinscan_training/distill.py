@@ -60,11 +60,7 @@ def teacher_probabilities(
     bf16: bool,
 ) -> np.ndarray:
     """The shipped model at ``path``'s class probabilities for uint8 ``images`` (N x 7)."""
-    # Building the teacher's network draws random initial weights (then overwritten) from the
-    # global generator; drawing them on a fork keeps the student's initialisation and dropout
-    # those of the same seed without a teacher, so the targets are the only difference.
-    with torch.random.fork_rng(devices=[]):
-        loaded = load_model(path, device)
+    loaded = load_model(path, device)  # leaves the student's random state alone
     card, geometry = loaded.card, loaded.card.geometry
     teacher_seed = card.training.get("split_seed")
     if teacher_seed != split_seed:
