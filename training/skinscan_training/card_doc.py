@@ -23,6 +23,15 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def _scored_by(engine: dict[str, Any] | None) -> str:
+    if not engine:  # reports written before the engine setup was recorded
+        return ""
+    precision = "bfloat16" if engine["precision"] == "bf16" else "float32"
+    fold = ", BatchNorm folded into the convolutions" if engine["batchnorm_folded"] else ""
+    setup = f"{engine['device']}, {precision}{fold}"
+    return f" Scored through the serving engine as users get it ({setup})."
+
+
 def render(card: ModelCard, report: dict[str, Any], plots_dir: str, ood: dict | None) -> str:
     """The model card as Markdown."""
     ham = report["ham10000_test"]
@@ -81,7 +90,8 @@ def render(card: ModelCard, report: dict[str, Any], plots_dir: str, ood: dict | 
         f"![training curves]({plots_dir}/training_curves.png)",
         "",
         "## Results on the lesion-grouped test part",
-        f"{ham['images']} images of {ham['lesions']} lesions, {ham['malignant']} malignant.",
+        f"{ham['images']} images of {ham['lesions']} lesions, {ham['malignant']} malignant."
+        + _scored_by(report.get("engine")),
         "",
         "| metric (malignant vs benign) | value |",
         "|---|---|",

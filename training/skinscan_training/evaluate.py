@@ -222,6 +222,15 @@ def check_targets(ham: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+def engine_setup(engine: Engine) -> dict[str, Any]:
+    """How the scoring engine ran: bf16 and the BatchNorm fold move the figures by rounding."""
+    return {
+        "device": engine.device.type,
+        "precision": "bf16" if engine.bf16 else "fp32",
+        "batchnorm_folded": engine.config.fold_batchnorm,
+    }
+
+
 def evaluate(
     model_path: Path,
     data_dir: Path | None,
@@ -236,7 +245,7 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     # Evaluate through the serving engine, so the figures are those of what users get.
     model = Engine(load_model(model_path), EngineConfig(device="cpu"))
-    report: dict[str, Any] = {"model_version": model.card.version}
+    report: dict[str, Any] = {"model_version": model.card.version, "engine": engine_setup(model)}
     if data_dir is not None:
         report["ham10000_test"] = evaluate_ham(model, data_dir, split_file, out, n_boot, cache_dir)
         report["targets"] = check_targets(report["ham10000_test"])

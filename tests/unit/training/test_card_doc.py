@@ -51,3 +51,15 @@ def test_committed_model_card_matches_the_shipped_model_and_its_report() -> None
     report = json.loads((repo / "docs" / "model" / "report.json").read_text())
     ood = json.loads((repo / "docs" / "model" / "ood_check.json").read_text())
     assert render(card, report, "model", ood) == (repo / "docs" / "model-card.md").read_text()
+
+
+def test_the_card_says_how_the_engine_scored_the_test_part() -> None:
+    from skinscan_training.card_doc import _scored_by
+
+    engine = {"device": "cpu", "precision": "bf16", "batchnorm_folded": True}
+    assert _scored_by(engine) == (
+        " Scored through the serving engine as users get it (cpu, bfloat16, BatchNorm folded "
+        "into the convolutions)."
+    )
+    assert "float32)" in _scored_by({**engine, "precision": "fp32", "batchnorm_folded": False})
+    assert _scored_by(None) == ""  # a report from before the setup was recorded
