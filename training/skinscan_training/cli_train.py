@@ -46,15 +46,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--teacher",
-        default="",
+        dest="teachers",
+        action="append",
+        default=[],
         help="distil from this shipped model (trained on the same split): its probabilities "
-        "are mixed into the training targets",
+        "are mixed into the training targets; repeat for an ensemble (their mean)",
     )
     parser.add_argument(
         "--distill-weight",
         type=float,
         default=d.distill_weight,
         help="share of the teacher's probabilities in the targets (0-1)",
+    )
+    parser.add_argument(
+        "--binary-weight",
+        type=float,
+        default=d.binary_weight,
+        help="add a malignant-vs-benign loss term with this weight to the seven-class loss",
     )
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     parser.add_argument("--no-export", action="store_true", help="skip calibration and export")
@@ -83,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
         init=args.init,
         time_budget=args.time_budget,
         average_last=args.average_last,
-        teacher=args.teacher,
+        teachers=args.teachers,
         distill_weight=args.distill_weight,
+        binary_weight=args.binary_weight,
     )
     chosen = train(cfg, resume=args.resume)
     print(f"checkpoint to export: {chosen}")

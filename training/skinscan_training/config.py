@@ -34,8 +34,10 @@ class TrainConfig:
     time_budget: float = 0.0
     # Export the mean of the last N epochs' weights instead of the best epoch (0 = best epoch).
     average_last: int = 0
-    # Distillation: a shipped model (same split) whose probabilities are mixed into the targets
-    # with this weight ("" = one-hot labels only).
-    teacher: str = ""
+    # Distillation: shipped models (same split) whose mean probabilities are mixed into the
+    # targets with this weight (none = one-hot labels only).
+    teachers: list[str] = field(default_factory=list)
     distill_weight: float = 0.5
+    # Weight of a malignant-vs-benign term added to the seven-class loss (0 = none).
+    binary_weight: float = 0.0
     augment: dict[str, Any] = field(default_factory=lambda: asdict(AugmentConfig()))

@@ -1,4 +1,4 @@
-"""Soft training targets from a teacher model (knowledge distillation, "born-again" networks).
+"""Soft training targets from teacher models (knowledge distillation, "born-again" networks).
 
 A network trained from scratch on 7,000 images learns little from a one-hot label about how
 alike two diagnoses look; a trained model's probabilities carry that (a naevus that looks
@@ -6,10 +6,12 @@ half like a melanoma). The student is trained on a mix of both:
 ``(1 - weight) * one_hot(label) + weight * p_teacher``. With ``F.cross_entropy``'s probability
 targets this is the usual distillation loss at temperature 1, up to a constant.
 
-The teacher scores each training image once, plain and in eval mode (augmentation does not
-change a lesion's diagnosis, so one target per image serves every augmented copy). It must
-come from the same lesion-grouped split, or its targets would carry what it learnt from the
-student's validation images.
+Several teachers act as an ensemble, ``p_teacher`` being the mean of their probabilities: an
+ensemble usually scores better than each of its members, so it has more to teach than one
+model at the student's own level. Each teacher scores each training image once, plain and in
+eval mode (augmentation does not change a lesion's diagnosis, so one target per image serves
+every augmented copy). Every teacher must come from the same lesion-grouped split, or its
+targets would carry what it learnt from the student's validation images.
 """
 
 from __future__ import annotations
@@ -27,25 +29,31 @@ from .run_data import Data
 from .validation import predict_logits
 
 
-def check_teacher(cfg: TrainConfig) -> None:
+def check_teachers(cfg: TrainConfig) -> None:
     """Fail at once, before the slow data preparation, on a missing teacher or a bad weight."""
-    if not cfg.teacher:
+    if not cfg.teachers:
         return
-    resolve_paths(Path(cfg.teacher))
+    for path in cfg.teachers:
+        resolve_paths(Path(path))
     if not 0.0 <= cfg.distill_weight <= 1.0:
         raise ValueError(f"--distill-weight must be in [0, 1], got {cfg.distill_weight}")
 
 
 def training_targets(cfg: TrainConfig, data: Data, device: torch.device, bf16: bool) -> np.ndarray:
-    """What the network is fitted to: class indices, or with a teacher, mixed distributions.
+    """What the network is fitted to: class indices, or with teachers, mixed distributions.
 
-    Only the training part's rows are ever drawn; the others keep their one-hot labels.
+    Several teachers act as an ensemble: the mean of their probabilities is mixed in. Only the
+    training part's rows are ever drawn; the others keep their one-hot labels.
     """
-    if not cfg.teacher:
+    if not cfg.teachers:
         return data.labels
     train_idx = data.index["train"]
-    teacher = teacher_probabilities(
-        Path(cfg.teacher), data.images[train_idx], cfg.seed, device, bf16
+    teacher = np.mean(
+        [
+            teacher_probabilities(Path(path), data.images[train_idx], cfg.seed, device, bf16)
+            for path in cfg.teachers
+        ],
+        axis=0,
     )
     targets = np.eye(len(CLASSES), dtype=np.float32)[data.labels]
     targets[train_idx] = mixed_targets(data.labels[train_idx], teacher, cfg.distill_weight)

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from skinscan_engine.model import build_model
@@ -30,7 +29,8 @@ from .budget import epochs_that_fit
 from .checkpoints import init_from, resume_point, rewrite_plan, save_epoch, write_config
 from .config import TrainConfig
 from .devices import autocast, pick_device, wants_bf16
-from .distill import check_teacher, training_targets
+from .distill import check_teachers, training_targets
+from .losses import training_loss
 from .optim import adamw, one_cycle
 from .run_data import channel_stats, image_pool, prepare_data, sampling_weights, training_batches
 from .validation import predict_logits, summarize
@@ -46,6 +46,7 @@ def train_epoch(
     device: torch.device,
     bf16: bool,
     desc: str,
+    binary_weight: float = 0.0,
 ) -> float:
     """One pass over ``batches`` with a progress bar; returns the smoothed training loss."""
     model.train()
@@ -53,7 +54,7 @@ def train_epoch(
     running = torch.zeros((), device=device)
     for step, (x, y) in enumerate(bar):
         with autocast(device, bf16):
-            loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
+            loss = training_loss(model(x), y, label_smoothing, binary_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -84,7 +85,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     elif cfg.init:
         # Read the warm-start weights before the slow data preparation: a bad path fails at once.
         init_state, lineage = init_from(Path(cfg.init))
-    check_teacher(cfg)
+    check_teachers(cfg)
+    if cfg.binary_weight < 0:
+        raise ValueError(f"--binary-weight must be at least 0, got {cfg.binary_weight}")
     write_config(run_dir, cfg)
 
     random.seed(cfg.seed)
@@ -162,6 +165,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 device,
                 bf16,
                 desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                binary_weight=cfg.binary_weight,
             )
             val_logits = predict_logits(model, data.images[val_idx], geometry, device, bf16)
             val = summarize(val_logits, data.labels[val_idx])

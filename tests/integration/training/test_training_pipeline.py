@@ -112,6 +112,7 @@ def test_export_then_evaluate_writes_report_and_plots(
     lo, hi = test_part["malignant_vs_benign"]["auc"]["ci95"]
     assert lo <= hi
     assert set(saved["targets"]) == {"auc", "sensitivity", "specificity", "f1", "ece_after"}
+    assert saved["engine"]["device"] == "cpu" and saved["engine"]["batchnorm_folded"] is True
     # --write-card stored the measured figures next to the validation ones.
     assert "ham10000_test" in load_model(stem).card.metrics
 
@@ -258,7 +259,7 @@ def test_a_teacher_s_probabilities_become_the_training_targets(
     teacher = finalize_run(trained_run, version="teacher", out_stem=tmp_path / "t" / "model")
     run = tmp_path / "s"
     run.mkdir()
-    cfg = TrainConfig(data=str(tiny_ham), out=str(run), teacher=str(teacher), **FAST)
+    cfg = TrainConfig(data=str(tiny_ham), out=str(run), teachers=[str(teacher)], **FAST)
     data = prepare_data(cfg, run)
     targets = training_targets(cfg, data, torch.device("cpu"), bf16=False)
     train_idx, val_idx = data.index["train"], data.index["val"]
@@ -272,14 +273,32 @@ def test_a_teacher_s_probabilities_become_the_training_targets(
     # The soft targets reach the training: same seed, different weights than from labels alone.
     train(
         TrainConfig(
-            data=str(tiny_ham), out=str(tmp_path / "s"), teacher=str(teacher), epochs=1, **FAST
+            data=str(tiny_ham), out=str(tmp_path / "s"), teachers=[str(teacher)], epochs=1, **FAST
         )
     )
     student = torch.load(tmp_path / "s" / "last.pt", weights_only=False)
     plain = torch.load(trained_run / "last.pt", weights_only=False)
     assert not torch.equal(student["model"]["fc.1.weight"], plain["model"]["fc.1.weight"])
-    card = load_model(finalize_run(tmp_path / "s", version="student")).card
-    assert card.training["config"]["teacher"] == str(teacher)
+    second = finalize_run(tmp_path / "s", version="student")
+    card = load_model(second).card
+    assert card.training["config"]["teachers"] == [str(teacher)]
+
+    # Two teachers: the mean of their probabilities is mixed in.
+    from skinscan_training.distill import mixed_targets, teacher_probabilities
+
+    both = training_targets(
+        TrainConfig(data=str(tiny_ham), out=str(run), teachers=[str(teacher), str(second)], **FAST),
+        data,
+        torch.device("cpu"),
+        bf16=False,
+    )
+    images = data.images[train_idx]
+    each = [
+        teacher_probabilities(p, images, 0, torch.device("cpu"), False) for p in (teacher, second)
+    ]
+    assert not np.allclose(each[0], each[1], atol=1e-3)
+    expected = mixed_targets(data.labels[train_idx], (each[0] + each[1]) / 2, 0.5)
+    np.testing.assert_allclose(both[train_idx], expected, rtol=1e-5, atol=1e-6)
 
     # At weight 0 the targets are the labels again, and so is the network: loading the teacher
     # leaves the student's initialisation and dropout to the seed alone.
@@ -287,7 +306,7 @@ def test_a_teacher_s_probabilities_become_the_training_targets(
         TrainConfig(
             data=str(tiny_ham),
             out=str(tmp_path / "w0"),
-            teacher=str(teacher),
+            teachers=[str(teacher)],
             distill_weight=0.0,
             epochs=1,
             **FAST,
@@ -304,7 +323,7 @@ def test_a_teacher_from_another_split_or_missing_is_refused(
     teacher = finalize_run(trained_run, version="teacher", out_stem=tmp_path / "t" / "model")
 
     def student(out: str, **changes: object) -> TrainConfig:
-        settings = {**FAST, "teacher": str(teacher), **changes}
+        settings = {**FAST, "teachers": [str(teacher)], **changes}
         return TrainConfig(data=str(tiny_ham), out=str(tmp_path / out), **settings)
 
     with pytest.raises(ValueError, match="leak validation images"):
@@ -312,6 +331,25 @@ def test_a_teacher_from_another_split_or_missing_is_refused(
     with pytest.raises(ValueError, match="takes 48x36 input"):
         train(student("b", width=64, height=48))
     with pytest.raises(FileNotFoundError, match="not found"):
-        train(student("c", teacher=str(tmp_path / "nope")))
+        train(student("c", teachers=[str(teacher), str(tmp_path / "nope")]))
     with pytest.raises(ValueError, match="distill-weight"):
         train(student("d", distill_weight=1.5))
+
+
+def test_a_binary_weight_adds_the_malignant_vs_benign_term(
+    tiny_ham: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    train(
+        TrainConfig(
+            data=str(tiny_ham), out=str(tmp_path / "b"), binary_weight=1.0, epochs=1, **FAST
+        )
+    )
+    plain = torch.load(trained_run / "last.pt", weights_only=False)
+    binary = torch.load(tmp_path / "b" / "last.pt", weights_only=False)
+    # Same seed, same batches: only the loss differs, and with it the trained head.
+    assert binary["config"]["binary_weight"] == 1.0
+    assert not torch.equal(binary["model"]["fc.1.weight"], plain["model"]["fc.1.weight"])
+    with pytest.raises(ValueError, match="binary-weight"):
+        train(TrainConfig(data=str(tiny_ham), out=str(tmp_path / "n"), binary_weight=-1.0, **FAST))
