@@ -94,7 +94,7 @@ def average_last_epochs(run_dir: Path, last: int, data: Data | None = None) -> P
     """
     run_dir = Path(run_dir)
     final = load_checkpoint(run_dir / "last.pt")
-    cfg = TrainConfig(**final["config"])
+    cfg = TrainConfig.from_saved(final["config"])
     window = averaging_window(final["epoch"], last)
     missing = [e for e in window if not epoch_weights_path(run_dir, e).is_file()]
     if missing:

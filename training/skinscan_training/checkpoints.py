@@ -69,7 +69,7 @@ def resume_point(cfg: TrainConfig, path: Path) -> tuple[TrainConfig, dict[str, A
     epochs = max(cfg.epochs or saved["config"]["epochs"], saved["epoch"])
     average_last = cfg.average_last or saved["config"].get("average_last", 0)
     changes = {"device": cfg.device, "epochs": epochs, "average_last": average_last}
-    return TrainConfig(**{**saved["config"], **changes}), saved
+    return TrainConfig.from_saved({**saved["config"], **changes}), saved
 
 
 def rewrite_plan(run_dir: Path, cfg: TrainConfig, scheduler: Any) -> None:

@@ -41,3 +41,13 @@ class TrainConfig:
     # Weight of a malignant-vs-benign term added to the seven-class loss (0 = none).
     binary_weight: float = 0.0
     augment: dict[str, Any] = field(default_factory=lambda: asdict(AugmentConfig()))
+
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any]) -> TrainConfig:
+        """The configuration stored in a checkpoint, including those of older versions."""
+        settings = dict(saved)
+        # Before ensembles of teachers (2026-12-04) a run had at most one, "" for none.
+        if "teacher" in settings:
+            legacy = settings.pop("teacher")
+            settings.setdefault("teachers", [legacy] if legacy else [])
+        return cls(**settings)

@@ -39,7 +39,7 @@ def finalize_run(
     """Calibrate ``checkpoint`` (default ``run_dir/best.pt``) and export it; returns the stem."""
     run_dir = Path(run_dir)
     ckpt = load_checkpoint(Path(checkpoint) if checkpoint else run_dir / "best.pt")
-    cfg = TrainConfig(**ckpt["config"])
+    cfg = TrainConfig.from_saved(ckpt["config"])
     device = pick_device(cfg.device)
     bf16 = wants_bf16(cfg, device)
     geometry = checkpoint_geometry(ckpt)

@@ -14,3 +14,15 @@ def test_targets_mix_one_hot_labels_with_the_teachers_probabilities() -> None:
     # The two ends: labels alone, or the teacher alone.
     np.testing.assert_array_equal(mixed_targets(labels, teacher, 0.0).argmax(1), labels)
     np.testing.assert_allclose(mixed_targets(labels, teacher, 1.0), teacher)
+
+
+def test_a_checkpoint_from_before_teacher_ensembles_still_loads() -> None:
+    from dataclasses import asdict
+
+    from skinscan_training.config import TrainConfig
+
+    current = asdict(TrainConfig(data="d", out="o"))
+    old = {k: v for k, v in current.items() if k not in ("teachers", "binary_weight")}
+    assert TrainConfig.from_saved({**old, "teacher": "models"}).teachers == ["models"]
+    assert TrainConfig.from_saved({**old, "teacher": ""}).teachers == []
+    assert TrainConfig.from_saved(current) == TrainConfig(data="d", out="o")
