@@ -9,10 +9,18 @@ malignant/benign line, which is the confusion that decides specificity at that t
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 
 from skinscan_engine.model import malignant_mask
+
+
+@lru_cache(maxsize=4)
+def _malignant_mask_on(device: torch.device) -> torch.Tensor:
+    # Built once per device: the loss runs every step, and on a GPU a fresh mask is a copy.
+    return malignant_mask().to(device)
 
 
 def malignant_vs_benign_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -22,7 +30,7 @@ def malignant_vs_benign_nll(logits: torch.Tensor, targets: torch.Tensor) -> torc
     share is the binary target.
     """
     log_p = F.log_softmax(logits.float(), dim=1)
-    mask = malignant_mask().to(logits.device)
+    mask = _malignant_mask_on(logits.device)
     log_malignant = torch.logsumexp(log_p[:, mask], dim=1)
     log_benign = torch.logsumexp(log_p[:, ~mask], dim=1)
     if targets.is_floating_point():
