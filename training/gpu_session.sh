@@ -12,7 +12,9 @@
 # Knobs for `run` (environment): TRAIN_SECONDS (training time, default 300; the trainer fits
 # its epochs to it), MAX_EPOCHS (default 60), BATCH (32), LR (2e-3), VERSION (1.2.0), WIDTH x
 # HEIGHT (200 x 150), DATA (shared/data/ham10000), WORK (scratch, /tmp/skinscan-gpu), DEADLINE
-# (seconds the whole command may take, 570).
+# (seconds the whole command may take, 570), TRAIN_FLAGS (more `skinscan train` flags; default
+# "--colour-constancy --binary-weight 1", the recipe of run cb128 in docs/model/experiments.md;
+# TRAIN_FLAGS= for none).
 # A rehearsal here on the CPU: DEVICE=cpu LIMIT=300 (first 300 images) BENCH_SIZES=32x24
 # BENCH_STEPS=1 OUT=/tmp/out, then `unpack OUT RUN_DIR` (collect without touching git).
 set -euo pipefail
@@ -74,7 +76,7 @@ run() {
   timeout "$guard" python3 -m skinscan train --data "$data" --out "$run_dir" \
     --cache-dir "$work/cache" --device "$device" --width "$width" --height "$height" \
     --epochs "${MAX_EPOCHS:-60}" --batch-size "${BATCH:-32}" --lr "${LR:-2e-3}" \
-    --time-budget "$seconds" --limit "$limit" --no-export 2>&1 |
+    --time-budget "$seconds" --limit "$limit" --no-export ${TRAIN_FLAGS---colour-constancy --binary-weight 1} 2>&1 |
     tee "$work/train.log" | grep --line-buffered -E '^\{|^time budget' ||
     { echo "training stopped early:"; tail -c 3000 "$work/train.log"; }
   local finalize=$((deadline - SECONDS - 30))

@@ -35,6 +35,7 @@ class ModelCard:
     input_height: int = 96
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    illuminant: list[float] | None = None  # colour constancy target; None: images as they are
     temperature: float = 1.0
     threshold: float = 0.5
     threshold_aim: str = ""
@@ -50,6 +51,7 @@ class ModelCard:
             height=self.input_height,
             mean=tuple(self.mean),  # type: ignore[arg-type]
             std=tuple(self.std),  # type: ignore[arg-type]
+            illuminant=tuple(self.illuminant) if self.illuminant else None,  # type: ignore[arg-type]
         )
 
     def save(self, path: Path) -> None:

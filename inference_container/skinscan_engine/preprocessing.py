@@ -20,6 +20,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
 
+#: Minkowski norm of the shades-of-grey illuminant estimate (6 is the usual choice for
+#: dermoscopy: between grey world, p = 1, and max-RGB, p = infinity).
+SHADES_OF_GREY_POWER = 6.0
+#: Floor of an estimated illuminant channel: caps the gain on a nearly black image at 20x.
+MIN_ILLUMINANT = 0.05
+
 
 class ImageDecodeError(ValueError):
     """An input that cannot be turned into an image; ``code`` is machine-readable."""
@@ -32,12 +38,17 @@ class ImageDecodeError(ValueError):
 
 @dataclass(frozen=True)
 class Geometry:
-    """Input size and normalisation of the model (stored in the model card)."""
+    """Input size and normalisation of the model (stored in the model card).
+
+    ``illuminant``: if set, every image is first re-lit to this colour of light (shades of
+    grey colour constancy), so that the network sees lesions, not the dermatoscope's light.
+    """
 
     width: int = 128
     height: int = 96
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    illuminant: tuple[float, float, float] | None = None
 
 
 def decode_image(
@@ -141,8 +152,25 @@ def normalize(batch: torch.Tensor, geometry: Geometry) -> torch.Tensor:
     return standardize(batch.float().div_(255.0), geometry)
 
 
+def estimate_illuminant(batch: torch.Tensor) -> torch.Tensor:
+    """Shades-of-grey estimate of each image's light: float Nx3xHxW in [0, 1] to N x 3."""
+    p = SHADES_OF_GREY_POWER
+    return batch.float().pow(p).mean(dim=(2, 3)).pow(1.0 / p).clamp_min(MIN_ILLUMINANT)
+
+
+def relight(batch: torch.Tensor, illuminant: Sequence[float]) -> torch.Tensor:
+    """Re-light float Nx3xHxW images in [0, 1] so that each one's estimated light is
+    ``illuminant`` (a von Kries gain per channel; Finlayson and Trezzi's shades of grey)."""
+    target = torch.tensor(illuminant, dtype=torch.float32).to(batch.device, non_blocking=True)
+    gain = target / estimate_illuminant(batch)
+    return (batch * gain[:, :, None, None].to(batch.dtype)).clamp_(0.0, 1.0)
+
+
 def standardize(batch: torch.Tensor, geometry: Geometry) -> torch.Tensor:
-    """Float Nx3xHxW in [0, 1] to the model's input: (x - mean) / std, channels-last."""
+    """Float Nx3xHxW in [0, 1] to the model's input: re-lit if the model asks for it, then
+    (x - mean) / std, channels-last."""
+    if geometry.illuminant is not None:
+        batch = relight(batch, geometry.illuminant)
     # Built on the host and sent non-blocking: a blocking copy first waits for a busy GPU.
     mean = torch.tensor(geometry.mean).view(1, 3, 1, 1).to(batch.device, non_blocking=True)
     std = torch.tensor(geometry.std).view(1, 3, 1, 1).to(batch.device, non_blocking=True)

@@ -32,6 +32,46 @@ def _scored_by(engine: dict[str, Any] | None) -> str:
     return f" Scored through the serving engine as users get it ({setup})."
 
 
+def _colour(card: ModelCard) -> list[str]:
+    if not card.illuminant:  # models trained on the images' colours as they are
+        return []
+    light = ", ".join(f"{v:.3f}" for v in card.illuminant)
+    return [
+        "- Colour constancy: every image is re-lit to the training part's mean light (RGB "
+        f"{light}) by a shades-of-grey estimate (Minkowski p = 6) and a gain per channel, "
+        "in training and in serving, so the dermatoscope's light colour does not reach the "
+        "network."
+    ]
+
+
+def _light(ham: dict[str, Any]) -> list[str]:
+    light = ham.get("light_colour")
+    if not light:  # reports written before the check existed
+        return []
+    spread = light["gain_spread"]
+    return [
+        "",
+        f"Under another light colour (each image's red, green and blue scaled by gains drawn "
+        f"from {1 - spread:.2f} to {1 + spread:.2f}, as another dermatoscope or white balance "
+        f"would show it): {_pct(light['verdicts_changed'])} of the verdicts change, "
+        f"`p_malignant` moves by {light['mean_abs_change_p_malignant']:.3f} on average, ROC AUC "
+        f'{light["auc"]:.3f}, {_pct(light["unknown_rate"])} answered "unknown".',
+    ]
+
+
+def _light_limit(card: ModelCard) -> str:
+    if card.illuminant:
+        return (
+            "- Images are re-lit to one light colour, so the answer does not follow the "
+            "dermatoscope's light; its other differences (optics, polarisation, resolution, "
+            "zoom) still reach the network."
+        )
+    return (
+        "- Colours are read as they are: a dermatoscope with another light colour or white "
+        "balance can change the answer (the light-colour check above measures how often)."
+    )
+
+
 def render(card: ModelCard, report: dict[str, Any], plots_dir: str, ood: dict | None) -> str:
     """The model card as Markdown."""
     ham = report["ham10000_test"]
@@ -49,6 +89,7 @@ def render(card: ModelCard, report: dict[str, Any], plots_dir: str, ood: dict | 
         f"- torchvision ResNet-50, trained from random initialisation (no ImageNet weights) on "
         f"HAM10000, input {card.input_width}x{card.input_height} px, seven outputs "
         f"({', '.join(card.classes)}).",
+        *_colour(card),
         f"- `p_malignant = p(mel) + p(bcc) + p(akiec)` after temperature scaling "
         f"(T = {card.temperature:.3f}, fitted on validation).",
         f"- Decision threshold on `p_malignant`: **{card.threshold:.3f}**, chosen on validation "
@@ -112,6 +153,7 @@ def render(card: ModelCard, report: dict[str, Any], plots_dir: str, ood: dict | 
         "Intervals: 1,000 bootstrap resamples of lesions. One-vs-rest AUC per diagnosis: "
         + ", ".join(f"{c} {v:.3f}" for c, v in ham["auc_one_vs_rest"].items())
         + ".",
+        *_light(ham),
         "",
         "| target (training issue) | measured | met |",
         "|---|---|---|",
@@ -163,9 +205,11 @@ def render(card: ModelCard, report: dict[str, Any], plots_dir: str, ood: dict | 
         "Merkel cell carcinoma, acral or mucosal lesions) are outside what it learned.",
         "- Trained from scratch (no pretrained weights) on the HAM10000 training part alone. "
         "Every run so far (inputs from 64x48 to the native 200x150, twice the epochs, "
-        "distillation, a malignant-vs-benign loss term) scored between 0.889 and 0.907 AUC on "
+        "distillation, a malignant-vs-benign loss term, colour constancy) scored between 0.888 "
+        "and 0.907 AUC on "
         "validation ([experiments](model/experiments.md)): the limit looks like what a network "
         "learns from scratch from so few images; a pretrained backbone would likely do better.",
+        _light_limit(card),
         '- The "unknown" gate catches images far from the training set; it is not a guarantee: '
         "a poor photo of a lesion can still get a confident answer.",
         f"- Malignant means {', '.join(CLASS_NAMES[c] for c in sorted(MALIGNANT))}.",

@@ -38,7 +38,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def checkpoint_geometry(ckpt: dict[str, Any]) -> Geometry:
     """The input size and normalisation a checkpoint's network was trained with."""
     cfg, norm = ckpt["config"], ckpt["geometry"]
-    return Geometry(cfg["width"], cfg["height"], tuple(norm["mean"]), tuple(norm["std"]))  # type: ignore[arg-type]
+    light = norm.get("illuminant")  # absent in checkpoints from before colour constancy
+    return Geometry(
+        cfg["width"],
+        cfg["height"],
+        tuple(norm["mean"]),  # type: ignore[arg-type]
+        tuple(norm["std"]),  # type: ignore[arg-type]
+        tuple(light) if light else None,  # type: ignore[arg-type]
+    )
 
 
 def network_from(weights: dict[str, torch.Tensor], device: torch.device) -> torch.nn.Module:

@@ -64,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=d.binary_weight,
         help="add a malignant-vs-benign loss term with this weight to the seven-class loss",
     )
+    parser.add_argument(
+        "--colour-constancy",
+        action="store_true",
+        help="re-light every image to the training part's mean light (shades of grey)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     parser.add_argument("--no-export", action="store_true", help="skip calibration and export")
     parser.add_argument("--version", default="", help="model version for the exported card")
@@ -94,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         teachers=args.teachers,
         distill_weight=args.distill_weight,
         binary_weight=args.binary_weight,
+        colour_constancy=args.colour_constancy,
     )
     chosen = train(cfg, resume=args.resume)
     print(f"checkpoint to export: {chosen}")

@@ -40,6 +40,9 @@ class TrainConfig:
     distill_weight: float = 0.5
     # Weight of a malignant-vs-benign term added to the seven-class loss (0 = none).
     binary_weight: float = 0.0
+    # Re-light every image to the training part's mean light (shades-of-grey colour constancy)
+    # before the network sees it, in training and in serving.
+    colour_constancy: bool = False
     augment: dict[str, Any] = field(default_factory=lambda: asdict(AugmentConfig()))
 
     @classmethod

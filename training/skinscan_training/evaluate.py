@@ -29,6 +29,8 @@ from .plots import plot_confusion, plot_reliability, plot_roc
 from .split import model_split
 
 TARGETS = {"auc": 0.90, "sensitivity": 0.85, "specificity": 0.75, "f1": 0.708, "ece_after": 0.05}
+#: The light-colour check draws each channel's gain from 1 +- this (a white balance ~10% off).
+LIGHT_GAIN_SPREAD = 0.1
 
 
 @dataclass
@@ -59,6 +61,43 @@ def score_images(
         p_malignant=probs[:, mask].sum(1),
         ood=torch.cat(ood).numpy(),
     )
+
+
+def verdicts(sc: Scores, threshold: float, ood_threshold: float | None) -> np.ndarray:
+    """The engine's verdict per image: 0 benign, 1 malignant, 2 unknown."""
+    out = (sc.p_malignant >= threshold).astype(np.int8)
+    if ood_threshold is not None:
+        out[sc.ood > ood_threshold] = 2
+    return out
+
+
+def light_colour_check(
+    model: Engine,
+    images: np.ndarray,
+    y: np.ndarray,
+    plain: Scores,
+    spread: float = LIGHT_GAIN_SPREAD,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Score the images again under another light colour, as another dermatoscope or white
+    balance would show them: each image's channels scaled by gains drawn from 1 +- spread."""
+    rng = np.random.default_rng(seed)
+    gains = rng.uniform(1 - spread, 1 + spread, size=(len(images), 1, 1, 3)).astype(np.float32)
+    cast = np.clip(images * gains, 0, 255).astype(np.uint8)
+    sc = score_images(model, cast, desc="another light")
+    card = model.card
+    ood_threshold = card.ood.get("threshold")
+    before = verdicts(plain, card.threshold, ood_threshold)
+    after = verdicts(sc, card.threshold, ood_threshold)
+    return {
+        "gain_spread": spread,
+        "auc": round(binary_metrics(y, sc.p_malignant, card.threshold)["auc"], 4),
+        "verdicts_changed": round(float(np.mean(before != after)), 4),
+        "mean_abs_change_p_malignant": round(
+            float(np.mean(np.abs(sc.p_malignant - plain.p_malignant))), 4
+        ),
+        "unknown_rate": float(np.mean(after == 2)) if ood_threshold is not None else None,
+    }
 
 
 def _with_ci(value: float, ci: tuple[float, float]) -> dict[str, float]:
@@ -121,6 +160,7 @@ def evaluate_ham(
         "unknown_rate": (
             float(np.mean(sc.ood > ood_threshold)) if ood_threshold is not None else None
         ),
+        "light_colour": light_colour_check(model, images, y, sc),
     }
     plot_roc(
         {"malignant vs benign": (y, sc.p_malignant)},

@@ -80,6 +80,7 @@ def finalize_run(
         input_height=cfg.height,
         mean=list(geometry.mean),
         std=list(geometry.std),
+        illuminant=list(geometry.illuminant) if geometry.illuminant else None,
         temperature=round(temperature, 4),
         threshold=round(threshold, 4),
         threshold_aim=f"sensitivity >= {TARGET_SENSITIVITY} on the validation part",

@@ -10,7 +10,13 @@ import numpy as np
 import torch
 
 from skinscan_engine.model import CLASSES
-from skinscan_engine.preprocessing import Geometry, standardize, to_batch
+from skinscan_engine.preprocessing import (
+    Geometry,
+    estimate_illuminant,
+    relight,
+    standardize,
+    to_batch,
+)
 
 from .augment import AugmentConfig, augment
 from .config import TrainConfig
@@ -46,20 +52,35 @@ def prepare_data(cfg: TrainConfig, run_dir: Path) -> Data:
     return Data(records, images, labels, index)
 
 
-def channel_stats(images: np.ndarray, chunk: int = 256) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images in [0, 1] (the model's normalisation).
+def mean_illuminant(images: np.ndarray, chunk: int = 256) -> tuple[float, float, float]:
+    """Mean shades-of-grey light of uint8 HxWx3 images: the light colour constancy aims at."""
+    total = torch.zeros(3, dtype=torch.float64)
+    for start in range(0, len(images), chunk):
+        x = to_batch(images[start : start + chunk]).float().div_(255.0)
+        total += estimate_illuminant(x).sum(0).double()
+    return tuple(round(v, 4) for v in (total / len(images)).tolist())  # type: ignore[return-value]
+
+
+def channel_stats(
+    images: np.ndarray, illuminant: tuple[float, float, float] | None = None, chunk: int = 256
+) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images in [0, 1] (the model's normalisation), after
+    re-lighting them to ``illuminant`` if given.
 
     Summed a chunk of images at a time: the whole training part in float64 at once would take
     about 15 GB at 200x150.
     """
-    total, squares, n = np.zeros(3), np.zeros(3), 0
+    total, squares, n = torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), 0
     for start in range(0, len(images), chunk):
-        x = images[start : start + chunk].reshape(-1, 3).astype(np.float64) / 255.0
-        total += x.sum(0)
-        squares += np.square(x).sum(0)
-        n += len(x)
-    mean = total / n
-    std = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
+        x = to_batch(images[start : start + chunk]).double().div_(255.0)
+        if illuminant is not None:
+            x = relight(x, illuminant)
+        x = x.transpose(0, 1).reshape(3, -1)
+        total += x.sum(1)
+        squares += x.square().sum(1)
+        n += x.shape[1]
+    mean = (total / n).numpy()
+    std = np.sqrt(np.maximum((squares / n).numpy() - mean**2, 0.0))
     return mean.round(4).tolist(), std.round(4).tolist()
 
 

@@ -32,7 +32,14 @@ from .devices import autocast, pick_device, wants_bf16
 from .distill import check_teachers, training_targets
 from .losses import training_loss
 from .optim import adamw, one_cycle
-from .run_data import channel_stats, image_pool, prepare_data, sampling_weights, training_batches
+from .run_data import (
+    channel_stats,
+    image_pool,
+    mean_illuminant,
+    prepare_data,
+    sampling_weights,
+    training_batches,
+)
 from .validation import predict_logits, summarize
 
 
@@ -100,8 +107,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
     data = prepare_data(cfg, run_dir)
     train_idx, val_idx = data.index["train"], data.index["val"]
-    mean, std = channel_stats(data.images[train_idx])
-    geometry = Geometry(cfg.width, cfg.height, tuple(mean), tuple(std))  # type: ignore[arg-type]
+    light = mean_illuminant(data.images[train_idx]) if cfg.colour_constancy else None
+    mean, std = channel_stats(data.images[train_idx], light)
+    geometry = Geometry(cfg.width, cfg.height, tuple(mean), tuple(std), light)  # type: ignore[arg-type]
     targets = training_targets(cfg, data, device, bf16)
 
     model = build_model()
@@ -185,7 +193,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             tqdm.write(json.dumps(entry))
             state = {
                 "config": asdict(cfg),
-                "geometry": {"mean": mean, "std": std},
+                "geometry": {"mean": mean, "std": std, "illuminant": light},
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),

@@ -113,6 +113,9 @@ def test_export_then_evaluate_writes_report_and_plots(
     assert lo <= hi
     assert set(saved["targets"]) == {"auc", "sensitivity", "specificity", "f1", "ece_after"}
     assert saved["engine"]["device"] == "cpu" and saved["engine"]["batchnorm_folded"] is True
+    light = test_part["light_colour"]
+    assert light["gain_spread"] == 0.1 and 0.0 <= light["verdicts_changed"] <= 1.0
+    assert 0.0 <= light["auc"] <= 1.0 and light["mean_abs_change_p_malignant"] >= 0.0
     # --write-card stored the measured figures next to the validation ones.
     assert "ham10000_test" in load_model(stem).card.metrics
 
@@ -353,3 +356,28 @@ def test_a_binary_weight_adds_the_malignant_vs_benign_term(
     assert not torch.equal(binary["model"]["fc.1.weight"], plain["model"]["fc.1.weight"])
     with pytest.raises(ValueError, match="binary-weight"):
         train(TrainConfig(data=str(tiny_ham), out=str(tmp_path / "n"), binary_weight=-1.0, **FAST))
+
+
+def test_colour_constancy_travels_from_training_to_the_shipped_card(
+    tiny_ham: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from skinscan_engine.engine import Engine, EngineConfig
+
+    run = tmp_path / "c"
+    train(TrainConfig(data=str(tiny_ham), out=str(run), colour_constancy=True, epochs=1, **FAST))
+    lit = torch.load(run / "last.pt", weights_only=False)["geometry"]
+    plain = torch.load(trained_run / "last.pt", weights_only=False)["geometry"]
+    assert plain["illuminant"] is None
+    assert len(lit["illuminant"]) == 3 and all(0.05 <= v <= 1.0 for v in lit["illuminant"])
+    # The normalisation is measured on the re-lit images, so it differs from the plain run's.
+    assert lit["mean"] != plain["mean"]
+
+    stem = finalize_run(run, version="test-lit")
+    engine = Engine.from_path(stem, EngineConfig(device="cpu", precision="fp32"))
+    assert engine.geometry.illuminant == tuple(lit["illuminant"])
+    assert engine.card.illuminant == list(lit["illuminant"])
+    image = next((tiny_ham / "images").glob("*.jpg")).read_bytes()
+    [pred] = engine.predict([image])
+    assert pred.result["verdict"] in ("benign", "malignant", "unknown")

@@ -63,3 +63,36 @@ def test_the_card_says_how_the_engine_scored_the_test_part() -> None:
     )
     assert "float32)" in _scored_by({**engine, "precision": "fp32", "batchnorm_folded": False})
     assert _scored_by(None) == ""  # a report from before the setup was recorded
+
+
+def test_the_card_says_when_images_are_re_lit() -> None:
+    from skinscan_training.card_doc import _colour
+
+    assert _colour(ModelCard(version="1.0.0")) == []
+    [line] = _colour(ModelCard(version="1.2.0", illuminant=[0.8, 0.6, 0.62]))
+    assert "RGB 0.800, 0.600, 0.620" in line and "shades-of-grey" in line
+
+
+def test_the_limits_say_whether_the_light_colour_matters() -> None:
+    from skinscan_training.card_doc import _light_limit
+
+    assert "read as they are" in _light_limit(ModelCard(version="1.1.0"))
+    assert "re-lit" in _light_limit(ModelCard(version="1.2.0", illuminant=[0.8, 0.6, 0.62]))
+
+
+def test_the_card_reports_the_light_colour_check() -> None:
+    from skinscan_training.card_doc import _light
+
+    assert _light({}) == []  # a report from before the check
+    ham = {
+        "light_colour": {
+            "gain_spread": 0.1,
+            "auc": 0.878,
+            "verdicts_changed": 0.107,
+            "mean_abs_change_p_malignant": 0.067,
+            "unknown_rate": 0.103,
+        }
+    }
+    text = " ".join(_light(ham))
+    assert "from 0.90 to 1.10" in text and "10.7% of the verdicts change" in text
+    assert "AUC 0.878" in text and '10.3% answered "unknown"' in text
