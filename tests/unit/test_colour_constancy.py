@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from skinscan_engine.preprocessing import (
     relight,
     to_batch,
 )
+from tests import image_samples as samples
 from tests.engine_fixtures import ham_fixture_paths
 
 LIGHT = (0.8, 0.6, 0.62)
@@ -88,26 +88,21 @@ def test_the_card_carries_the_light(relit_model: Path) -> None:
     assert ModelCard(version="old").geometry.illuminant is None
 
 
-def _jpeg(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=95)
-    return buf.getvalue()
-
-
 def test_engine_answers_the_same_under_another_light(relit_model: Path) -> None:
     """What the product gains: a dermatoscope's light colour does not change the answer."""
     engine = Engine.from_path(relit_model, EngineConfig(device="cpu", precision="fp32"))
     original = Image.open(ham_fixture_paths()[0]).convert("RGB")
     arr = np.asarray(original, dtype=np.float32)
     cast = Image.fromarray(np.clip(arr * (0.85, 0.95, 1.0), 0, 255).astype(np.uint8))
-    a, b = engine.predict([_jpeg(original), _jpeg(cast)])
+    jpegs = [samples.encode(im, "JPEG", quality=95) for im in (original, cast)]
+    a, b = engine.predict(jpegs)
     pa, pb = a.result["probabilities"], b.result["probabilities"]
     assert max(abs(pa[c] - pb[c]) for c in pa) < 0.02
 
     # The same network without the light in its card is not invariant: the test can fail.
     plain = Engine.from_path(relit_model, EngineConfig(device="cpu", precision="fp32"))
     plain.geometry = replace(plain.geometry, illuminant=None)
-    x = torch.stack([to_batch([engine.prepare(_jpeg(im)).pixels])[0] for im in (original, cast)])
+    x = to_batch([engine.prepare(data).pixels for data in jpegs])
     with torch.inference_mode():
         lit_logits = engine.forward(x)[2]
         plain_logits = plain.forward(x)[2]

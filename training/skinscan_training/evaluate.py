@@ -85,18 +85,16 @@ def light_colour_check(
     gains = rng.uniform(1 - spread, 1 + spread, size=(len(images), 1, 1, 3)).astype(np.float32)
     cast = np.clip(images * gains, 0, 255).astype(np.uint8)
     sc = score_images(model, cast, desc="another light")
-    card = model.card
-    ood_threshold = card.ood.get("threshold")
-    before = verdicts(plain, card.threshold, ood_threshold)
-    after = verdicts(sc, card.threshold, ood_threshold)
+    before = verdicts(plain, model.threshold, model.ood_threshold)
+    after = verdicts(sc, model.threshold, model.ood_threshold)
     return {
         "gain_spread": spread,
-        "auc": round(binary_metrics(y, sc.p_malignant, card.threshold)["auc"], 4),
+        "auc": round(binary_metrics(y, sc.p_malignant, model.threshold)["auc"], 4),
         "verdicts_changed": round(float(np.mean(before != after)), 4),
         "mean_abs_change_p_malignant": round(
             float(np.mean(np.abs(sc.p_malignant - plain.p_malignant))), 4
         ),
-        "unknown_rate": float(np.mean(after == 2)) if ood_threshold is not None else None,
+        "unknown_rate": float(np.mean(after == 2)) if model.ood_threshold is not None else None,
     }
 
 
