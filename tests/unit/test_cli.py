@@ -26,3 +26,12 @@ def test_missing_module_gives_clear_message(
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main([]) == 2
     assert "serve" in capsys.readouterr().out
+
+
+def test_evaluate_keeps_validation_figures_out_of_the_card(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["evaluate", "--model", "models", "--data", "x", "--part", "validation"]
+    assert cli.main([*args, "--write-card"]) == 2
+    assert "test part" in capsys.readouterr().out
+    assert cli.main([*args, "--doc", "card.md"]) == 2

@@ -11,6 +11,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model stem, weights, card or folder")
     parser.add_argument("--data", help="HAM10000 folder: evaluate on the test part of the split")
     parser.add_argument(
+        "--part",
+        choices=("test", "validation"),  # evaluate.PARTS
+        default="test",
+        help="part of the split to score with --data (validation: for ship decisions)",
+    )
+    parser.add_argument(
         "--split",
         help="split.json of the training run (default: rebuilt from the seed on the model card)",
     )
@@ -31,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.data and not args.isic2017:
         print("nothing to evaluate: give --data and/or --isic2017")
         return 2
+    if args.part != "test" and (args.write_card or args.doc):
+        print("--write-card and --doc take the test part's figures: leave out --part")
+        return 2
     report = evaluate(
         Path(args.model),
         Path(args.data) if args.data else None,
@@ -40,13 +49,23 @@ def run(args: argparse.Namespace) -> int:
         n_boot=args.bootstrap,
         write_card=args.write_card,
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+        part=args.part,
     )
-    summary = {k: v for k, v in report.items() if k != "ham10000_test"}
-    if "ham10000_test" in report:
-        ham = report["ham10000_test"]
-        summary["ham10000_test"] = {
+    key = f"ham10000_{args.part}"
+    summary = {k: v for k, v in report.items() if k != key}
+    if key in report:
+        ham = report[key]
+        summary[key] = {
             k: ham[k]
-            for k in ("images", "lesions", "malignant_vs_benign", "calibration", "accuracy_7")
+            for k in (
+                "images",
+                "lesions",
+                "malignant_vs_benign",
+                "calibration",
+                "accuracy_7",
+                "unknown_rate",
+                "light_colour",
+            )
         }
     print(json.dumps(summary, indent=1))
     if args.doc and "ham10000_test" in report:

@@ -2,6 +2,8 @@
 
 Writes ``report.json`` and PNG plots into the output folder. Headline figures carry 95%
 bootstrap intervals that resample lesions (HAM10000) or images (ISIC 2017, one per lesion).
+The validation part can be scored the same way, for ship decisions made before the test part
+is looked at; its figures never go into the model card.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from .split import model_split
 TARGETS = {"auc": 0.90, "sensitivity": 0.85, "specificity": 0.75, "f1": 0.708, "ece_after": 0.05}
 #: The light-colour check draws each channel's gain from 1 +- this (a white balance ~10% off).
 LIGHT_GAIN_SPREAD = 0.1
+#: Parts of the split that ``evaluate`` scores (name -> key in split.json); only the test
+#: part's figures reach the card.
+PARTS = {"test": "test", "validation": "val"}
 
 
 @dataclass
@@ -109,19 +114,20 @@ def evaluate_ham(
     out: Path,
     n_boot: int = 1000,
     cache_dir: Path | None = None,
+    part: str = "test",
 ) -> dict[str, Any]:
-    """Figures on the test part of the lesion-grouped split."""
+    """Figures on one part of the lesion-grouped split (``test`` unless told otherwise)."""
     card = model.card
     records = read_metadata(data_dir)
     split = model_split(records, split_file, int(card.training.get("split_seed", 0)))
-    test_ids = set(split["test"])
-    test = [r for r in records if r.image_id in test_ids]
+    part_ids = set(split[PARTS[part]])
+    test = [r for r in records if r.image_id in part_ids]
     if not test:
-        raise ValueError("the split's test part matches no image in --data")
+        raise ValueError(f"the split's {part} part matches no image in --data")
     images = load_images(data_dir, test, card.geometry, cache_dir)
     labels = np.array([card.classes.index(r.dx) for r in test])
     groups = np.array([r.lesion_id for r in test])
-    sc = score_images(model, images, desc="HAM10000 test")
+    sc = score_images(model, images, desc=f"HAM10000 {part}")
     mask = malignant_mask(tuple(card.classes)).numpy()
     y = mask[labels]
     thr = card.threshold
@@ -163,12 +169,12 @@ def evaluate_ham(
     plot_roc(
         {"malignant vs benign": (y, sc.p_malignant)},
         out / "roc_malignant.png",
-        f"HAM10000 test (lesion-grouped), AUC {binary['auc']:.3f}",
+        f"HAM10000 {part} (lesion-grouped), AUC {binary['auc']:.3f}",
     )
     plot_roc(
         {c: (labels == i, sc.probs[:, i]) for i, c in enumerate(card.classes)},
         out / "roc_per_class.png",
-        "HAM10000 test, one-vs-rest per diagnosis",
+        f"HAM10000 {part}, one-vs-rest per diagnosis",
     )
     plot_reliability(
         {
@@ -176,20 +182,20 @@ def evaluate_ham(
             f"after (T={card.temperature:.2f})": (sc.probs.max(1), sc.probs.argmax(1) == labels),
         },
         out / "reliability.png",
-        "Reliability of the top-class confidence (test)",
+        f"Reliability of the top-class confidence ({part})",
     )
     plot_confusion(
         np.array(multi["confusion_matrix"]),
         card.classes,
         out / "confusion_7.png",
-        "Seven diagnoses (test)",
+        f"Seven diagnoses ({part})",
     )
     c = binary
     plot_confusion(
         np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]]),
         ["benign", "malignant"],
         out / "confusion_binary.png",
-        f"At the shipped threshold {thr:.3f} (test)",
+        f"At the shipped threshold {thr:.3f} ({part})",
     )
     return report
 
@@ -278,15 +284,26 @@ def evaluate(
     n_boot: int = 1000,
     write_card: bool = False,
     cache_dir: Path | None = None,
+    part: str = "test",
 ) -> dict[str, Any]:
-    """Run every evaluation asked for, write ``out/report.json`` and the plots."""
+    """Run every evaluation asked for, write ``out/report.json`` and the plots.
+
+    ``part`` picks the HAM10000 part (report key ``ham10000_<part>``); the targets are checked
+    and the card written on the test part only.
+    """
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {tuple(PARTS)}, not {part!r}")
+    if write_card and part != "test":
+        raise ValueError("the model card carries test figures only: --write-card needs --part test")
     out.mkdir(parents=True, exist_ok=True)
     # Evaluate through the serving engine, so the figures are those of what users get.
     model = Engine(load_model(model_path), EngineConfig(device="cpu"))
     report: dict[str, Any] = {"model_version": model.card.version, "engine": engine_setup(model)}
     if data_dir is not None:
-        report["ham10000_test"] = evaluate_ham(model, data_dir, split_file, out, n_boot, cache_dir)
-        report["targets"] = check_targets(report["ham10000_test"])
+        ham = evaluate_ham(model, data_dir, split_file, out, n_boot, cache_dir, part)
+        report[f"ham10000_{part}"] = ham
+        if part == "test":
+            report["targets"] = check_targets(ham)
     if isic_dir is not None:
         report["isic2017"] = evaluate_isic2017(model, isic_dir, out, n_boot)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

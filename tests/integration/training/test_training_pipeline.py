@@ -120,6 +120,35 @@ def test_export_then_evaluate_writes_report_and_plots(
     assert "ham10000_test" in load_model(stem).card.metrics
 
 
+def test_evaluate_scores_the_validation_part_without_touching_the_card(
+    tiny_ham: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    stem = finalize_run(trained_run, version="val-check", out_stem=tmp_path / "m" / "model")
+    card_before = stem.with_suffix(".json").read_text()
+    split = json.loads((trained_run / "split.json").read_text())
+    report = evaluate(
+        stem,
+        tiny_ham,
+        tmp_path / "val",
+        split_file=trained_run / "split.json",
+        n_boot=5,
+        part="validation",
+    )
+    assert set(report) == {"model_version", "engine", "ham10000_validation"}
+    val = report["ham10000_validation"]
+    assert val["images"] == len(split["val"]) != len(split["test"])
+    # The same images the export calibrated on (its AUC is not compared: on a few dozen
+    # images the engine's rounding (BatchNorm folded, bf16) can swap a pair and move it 0.05).
+    assert val["images"] == load_model(stem).card.metrics["validation"]["images"]
+    assert sum(val["counts_at_threshold"].values()) == val["images"]
+    assert (tmp_path / "val" / "roc_malignant.png").is_file()
+    assert stem.with_suffix(".json").read_text() == card_before
+    with pytest.raises(ValueError, match="test figures only"):
+        evaluate(stem, tiny_ham, tmp_path / "v2", n_boot=5, write_card=True, part="validation")
+    with pytest.raises(ValueError, match="part must be one of"):
+        evaluate(stem, tiny_ham, tmp_path / "v3", n_boot=5, part="train")
+
+
 def test_init_starts_from_a_shipped_model(
     tiny_ham: Path, trained_run: Path, tmp_path: Path
 ) -> None:
