@@ -9,7 +9,7 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model stem, weights, card or folder")
-    parser.add_argument("--data", help="HAM10000 folder: evaluate on the test part of the split")
+    parser.add_argument("--data", help="HAM10000 folder: score a part of the split (--part)")
     parser.add_argument(
         "--part",
         choices=("test", "validation"),  # evaluate.PARTS

@@ -121,12 +121,12 @@ def evaluate_ham(
     records = read_metadata(data_dir)
     split = model_split(records, split_file, int(card.training.get("split_seed", 0)))
     part_ids = set(split[PARTS[part]])
-    test = [r for r in records if r.image_id in part_ids]
-    if not test:
+    rows = [r for r in records if r.image_id in part_ids]
+    if not rows:
         raise ValueError(f"the split's {part} part matches no image in --data")
-    images = load_images(data_dir, test, card.geometry, cache_dir)
-    labels = np.array([card.classes.index(r.dx) for r in test])
-    groups = np.array([r.lesion_id for r in test])
+    images = load_images(data_dir, rows, card.geometry, cache_dir)
+    labels = np.array([card.classes.index(r.dx) for r in rows])
+    groups = np.array([r.lesion_id for r in rows])
     sc = score_images(model, images, desc=f"HAM10000 {part}")
     mask = malignant_mask(tuple(card.classes)).numpy()
     y = mask[labels]
@@ -151,7 +151,7 @@ def evaluate_ham(
     }
     ood_threshold = card.ood.get("threshold")
     report = {
-        "images": len(test),
+        "images": len(rows),
         "lesions": len(set(groups)),
         "malignant": int(y.sum()),
         "threshold": thr,
