@@ -151,3 +151,24 @@ def test_gate_round_trips_through_the_model_files_in_both_card_formats(tmp_path)
     torch.testing.assert_close(
         legacy.score(val), old.score(val["layer4_mean"]), rtol=2e-2, atol=2e-2
     )
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_gate_features_are_the_torch_mean_and_unbiased_std(channels_last: bool) -> None:
+    import torch
+
+    from skinscan_engine.ood import gate_features
+
+    g = torch.Generator().manual_seed(0)
+    # Activations after a ReLU, off-centre, in bf16 as the trunk gives them.
+    layer3 = (torch.randn(4, 64, 6, 8, generator=g) * 3 + 5).relu().bfloat16()
+    layer4 = torch.randn(4, 128, 3, 4, generator=g).relu().bfloat16()
+    if channels_last:
+        layer3 = layer3.contiguous(memory_format=torch.channels_last)
+        layer4 = layer4.contiguous(memory_format=torch.channels_last)
+    feats = gate_features(layer3, layer4)
+    l3 = layer3.float()
+    expected = torch.cat([l3.mean(dim=(2, 3)), l3.std(dim=(2, 3))], dim=1)
+    torch.testing.assert_close(feats["layer3_mean_std"], expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(feats["layer4_mean"], layer4.float().mean(dim=(2, 3)))
+    assert feats["layer3_mean_std"].shape == (4, 128)
