@@ -13,8 +13,8 @@
 # its epochs to it), MAX_EPOCHS (default 60), BATCH (32), LR (2e-3), VERSION (1.2.0), WIDTH x
 # HEIGHT (200 x 150), DATA (shared/data/ham10000), WORK (scratch, /tmp/skinscan-gpu), DEADLINE
 # (seconds the whole command may take, 570), TRAIN_FLAGS (more `skinscan train` flags; default
-# "--colour-constancy --binary-weight 1", the recipe of run cb128 in docs/model/experiments.md;
-# TRAIN_FLAGS= for none).
+# "--colour-constancy --binary-weight 1", the recipe of the shipped 1.2.0, run cl128 in
+# docs/model/experiments.md; TRAIN_FLAGS= for none).
 # A rehearsal here on the CPU: DEVICE=cpu LIMIT=300 (first 300 images) BENCH_SIZES=32x24
 # BENCH_STEPS=1 OUT=/tmp/out, then `unpack OUT RUN_DIR` (collect without touching git).
 set -euo pipefail
