@@ -10,7 +10,7 @@
 #   bash training/gpu_session.sh collect FILES_AT RUN_DIR  # here: join, verify, put models/ back
 #
 # Knobs for `run` (environment): TRAIN_SECONDS (training time, default 300; the trainer fits
-# its epochs to it), MAX_EPOCHS (default 60), BATCH (32), LR (2e-3), VERSION (1.2.0), WIDTH x
+# its epochs to it), MAX_EPOCHS (default 60), BATCH (32), LR (2e-3), VERSION (1.3.0), WIDTH x
 # HEIGHT (200 x 150), DATA (shared/data/ham10000), WORK (scratch, /tmp/skinscan-gpu), DEADLINE
 # (seconds the whole command may take, 570), TRAIN_FLAGS (more `skinscan train` flags; default
 # "--colour-constancy --binary-weight 1", the recipe of the shipped 1.2.0, run cl128 in
@@ -48,7 +48,7 @@ run() {
   local out=${OUT:?run on the device machine, where OUT is set}
   local work=${WORK:-/tmp/skinscan-gpu} width=${WIDTH:-200} height=${HEIGHT:-150}
   local run_dir=$work/run
-  local seconds=${TRAIN_SECONDS:-300} version=${VERSION:-1.2.0} device=${DEVICE:-cuda}
+  local seconds=${TRAIN_SECONDS:-300} version=${VERSION:-1.3.0} device=${DEVICE:-cuda}
   local limit=${LIMIT:-0} data=${DATA:-shared/data/ham10000}
   # The device tool stops a command at 600 s and then returns only what is already in $OUT:
   # every step gets a timeout within this deadline, and the model is packed before the extras.
