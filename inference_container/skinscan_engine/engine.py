@@ -37,6 +37,7 @@ from .preprocessing import (
     to_batch,
     to_rgb,
 )
+from .verdict import MALIGNANT, UNKNOWN, VERDICTS, verdict_codes
 
 ImageInput = bytes | np.ndarray | Image.Image
 Precision = Literal["auto", "bf16", "fp32"]
@@ -345,22 +346,21 @@ class Engine:
         p_mal = min(max(p_mal, 0.0), 1.0)
         top = int(np.argmax(probs))
         top_class = self.classes[top]
+        code = int(verdict_codes([p_mal], [ood], self.threshold, self.ood_threshold)[0])
         malignant = p_mal >= self.threshold
         # Confidence is the calibrated probability of the benign/malignant call made.
         confidence = p_mal if malignant else 1.0 - p_mal
         likely = f"most likely {CLASS_NAMES.get(top_class, top_class)} ({probs[top]:.0%})"
-        if self.ood_threshold is not None and ood > self.ood_threshold:
-            verdict = "unknown"
+        verdict = VERDICTS[code]
+        if code == UNKNOWN:
             reason = (
                 "not recognised as a skin-lesion photo: it is unlike the images the model was "
                 f"trained on ({self.ood_method} out-of-distribution score {ood:.3g} > threshold "
                 f"{self.ood_threshold:.3g}), so the benign/malignant estimate is not reliable"
             )
-        elif malignant:
-            verdict = "malignant"
+        elif code == MALIGNANT:
             reason = f"p_malignant {p_mal:.3f} >= threshold {self.threshold:.3f}; {likely}"
         else:
-            verdict = "benign"
             reason = f"p_malignant {p_mal:.3f} < threshold {self.threshold:.3f}; {likely}"
         return {
             "verdict": verdict,

@@ -13,6 +13,7 @@ from PIL import Image
 
 from skinscan_engine.engine import RESULT_KEYS, Engine, EngineConfig
 from skinscan_engine.model import MALIGNANT
+from skinscan_engine.verdict import VERDICTS, verdict_codes
 from tests.engine_fixtures import shared_ham_paths, shipped_model_path
 
 
@@ -95,6 +96,23 @@ def test_gate_rejects_above_threshold(
             assert r["verdict"] in ("benign", "malignant")
     assert any(r["verdict"] == "unknown" for r in results)
     assert any(r["verdict"] != "unknown" for r in results)
+
+
+def test_answers_follow_the_shared_rule(
+    engine: Engine, answers: list, ham_images: list[bytes]
+) -> None:
+    """The verdicts served are the ones the evaluation counts (skinscan_engine.verdict)."""
+    p_mal = [p.result["p_malignant"] for p in answers]
+    ood = [p.result["ood_score"] for p in answers]
+    saved = engine.threshold, engine.ood_threshold
+    try:  # thresholds inside the answers' range, so that all three verdicts can occur
+        engine.threshold, engine.ood_threshold = float(np.median(p_mal)), float(np.median(ood))
+        results = [p.result for p in engine.predict(ham_images[: len(answers)])]
+        codes = verdict_codes(p_mal, ood, engine.threshold, engine.ood_threshold)
+    finally:
+        engine.threshold, engine.ood_threshold = saved
+    assert [r["verdict"] for r in results] == [VERDICTS[c] for c in codes]
+    assert len({r["verdict"] for r in results}) >= 2
 
 
 def test_gate_methods_without_tensors(random_model_dir, ham_images: list[bytes]) -> None:

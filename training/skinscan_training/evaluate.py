@@ -23,6 +23,7 @@ from skinscan_engine.engine import Engine, EngineConfig
 from skinscan_engine.model import malignant_mask
 from skinscan_engine.model_card import load_model
 from skinscan_engine.preprocessing import decode_image, fit_to_geometry, to_batch
+from skinscan_engine.verdict import is_unknown, verdict_codes
 
 from .calibration import binary_ece, top_label_ece
 from .dataset import load_images, read_metadata
@@ -70,10 +71,14 @@ def score_images(
 
 def verdicts(sc: Scores, threshold: float, ood_threshold: float | None) -> np.ndarray:
     """The engine's verdict per image: 0 benign, 1 malignant, 2 unknown."""
-    out = (sc.p_malignant >= threshold).astype(np.int8)
-    if ood_threshold is not None:
-        out[sc.ood > ood_threshold] = 2
-    return out
+    return verdict_codes(sc.p_malignant, sc.ood, threshold, ood_threshold)
+
+
+def unknown_rate(sc: Scores, ood_threshold: float | None) -> float | None:
+    """The share of images the gate answers "unknown" for (None for a card without a gate)."""
+    if ood_threshold is None:
+        return None
+    return float(np.mean(is_unknown(sc.ood, ood_threshold)))
 
 
 def light_colour_check(
@@ -99,7 +104,7 @@ def light_colour_check(
         "mean_abs_change_p_malignant": round(
             float(np.mean(np.abs(sc.p_malignant - plain.p_malignant))), 4
         ),
-        "unknown_rate": float(np.mean(after == 2)) if model.ood_threshold is not None else None,
+        "unknown_rate": unknown_rate(sc, model.ood_threshold),
     }
 
 
@@ -161,9 +166,7 @@ def evaluate_ham(
         **{k: v for k, v in multi.items() if k != "confusion_matrix"},
         "confusion_matrix_7": multi["confusion_matrix"],
         "calibration": calibration,
-        "unknown_rate": (
-            float(np.mean(sc.ood > ood_threshold)) if ood_threshold is not None else None
-        ),
+        "unknown_rate": unknown_rate(sc, ood_threshold),
         "light_colour": light_colour_check(model, images, y, sc),
     }
     plot_roc(
@@ -236,9 +239,7 @@ def evaluate_isic2017(model: Engine, isic_dir: Path, out: Path, n_boot: int = 10
         ),
         "melanoma_sensitivity_at_threshold": round(at_thr["sensitivity"], 4),
         "non_melanoma_flagged_malignant": round(1 - at_thr["specificity"], 4),
-        "unknown_rate": (
-            float(np.mean(sc.ood > ood_threshold)) if ood_threshold is not None else None
-        ),
+        "unknown_rate": unknown_rate(sc, ood_threshold),
     }
 
 
