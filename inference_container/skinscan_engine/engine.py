@@ -297,9 +297,10 @@ class Engine:
             ood = self.ood_scores(features, logits, probs)
             host = [t.float().cpu() for t in (probs, p_mal, ood, cams, targets)]
         probs_h, p_mal_h, ood_h, cams_h, targets_h = (t.numpy() for t in host)
+        codes = self._verdict_codes(p_mal_h, ood_h)
         return [
             Prediction(
-                result=self._result(probs_h[i], float(p_mal_h[i]), float(ood_h[i])),
+                result=self._result(probs_h[i], float(p_mal_h[i]), float(ood_h[i]), int(codes[i])),
                 cam=cams_h[i],
                 view=p.view,
                 explained_class=self.classes[int(targets_h[i])],
@@ -342,11 +343,14 @@ class Engine:
             return 1.0 - probs.max(dim=1).values
         return torch.zeros(logits.shape[0], device=logits.device)
 
-    def _result(self, probs: np.ndarray, p_mal: float, ood: float) -> dict[str, Any]:
+    def _verdict_codes(self, p_mal: np.ndarray, ood: np.ndarray) -> np.ndarray:
+        """The card's decision rule on a batch (codes of ``verdict.VERDICTS``)."""
+        return verdict_codes(np.clip(p_mal, 0.0, 1.0), ood, self.threshold, self.ood_threshold)
+
+    def _result(self, probs: np.ndarray, p_mal: float, ood: float, code: int) -> dict[str, Any]:
         p_mal = min(max(p_mal, 0.0), 1.0)
         top = int(np.argmax(probs))
         top_class = self.classes[top]
-        code = int(verdict_codes([p_mal], [ood], self.threshold, self.ood_threshold)[0])
         malignant = p_mal >= self.threshold
         # Confidence is the calibrated probability of the benign/malignant call made.
         confidence = p_mal if malignant else 1.0 - p_mal
@@ -390,18 +394,10 @@ class Engine:
                     probs = F.softmax(logits / self.temperature, dim=1)
                     p_mal = probs[:, self.malignant].sum(dim=1)
                     ood = self.ood_scores(features, logits, probs)
-                    verdicts = [
-                        self._result(pr, float(pm), float(o))["verdict"]
-                        for pr, pm, o in zip(
-                            probs.cpu().numpy(),
-                            p_mal.cpu().numpy(),
-                            ood.cpu().numpy(),
-                            strict=True,
-                        )
-                    ]
+                    verdicts = self._verdict_codes(p_mal.cpu().numpy(), ood.cpu().numpy())
                     answers.append((p_mal.cpu(), verdicts))
                 (p32, v32), (p16, v16) = answers
-                agree += sum(a == b for a, b in zip(v32, v16, strict=True))
+                agree += int((v32 == v16).sum())
                 max_dp = max(max_dp, float((p32 - p16).abs().max()))
         n = len(prepared)
         return Bf16Check(n=n, verdict_agreement=agree / n if n else 1.0, max_abs_dp=max_dp)

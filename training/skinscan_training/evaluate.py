@@ -154,7 +154,6 @@ def evaluate_ham(
         "ece_malignant_before": round(binary_ece(probs_raw[:, mask].sum(1), y), 4),
         "ece_malignant_after": round(binary_ece(sc.p_malignant, y), 4),
     }
-    ood_threshold = card.ood.get("threshold")
     report = {
         "images": len(rows),
         "lesions": len(set(groups)),
@@ -166,7 +165,7 @@ def evaluate_ham(
         **{k: v for k, v in multi.items() if k != "confusion_matrix"},
         "confusion_matrix_7": multi["confusion_matrix"],
         "calibration": calibration,
-        "unknown_rate": unknown_rate(sc, ood_threshold),
+        "unknown_rate": unknown_rate(sc, model.ood_threshold),
         "light_colour": light_colour_check(model, images, y, sc),
     }
     plot_roc(
@@ -219,7 +218,6 @@ def evaluate_isic2017(model: Engine, isic_dir: Path, out: Path, n_boot: int = 10
     auc_mel = binary_metrics(y, p_mel, 0.5)["auc"]
     auc_mal = binary_metrics(y, sc.p_malignant, 0.5)["auc"]
     at_thr = binary_metrics(y, sc.p_malignant, card.threshold)
-    ood_threshold = card.ood.get("threshold")
     plot_roc(
         {"p(melanoma)": (y, p_mel), "p_malignant": (y, sc.p_malignant)},
         out / "roc_isic2017.png",
@@ -239,7 +237,7 @@ def evaluate_isic2017(model: Engine, isic_dir: Path, out: Path, n_boot: int = 10
         ),
         "melanoma_sensitivity_at_threshold": round(at_thr["sensitivity"], 4),
         "non_melanoma_flagged_malignant": round(1 - at_thr["specificity"], 4),
-        "unknown_rate": unknown_rate(sc, ood_threshold),
+        "unknown_rate": unknown_rate(sc, model.ood_threshold),
     }
 
 
