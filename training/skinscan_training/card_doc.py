@@ -205,10 +205,10 @@ def render(card: ModelCard, report: dict[str, Any], plots_dir: str, ood: dict | 
         "Merkel cell carcinoma, acral or mucosal lesions) are outside what it learned.",
         "- Trained from scratch (no pretrained weights) on the HAM10000 training part alone. "
         "Every run so far (inputs from 64x48 to the native 200x150, twice the epochs, "
-        "distillation, a malignant-vs-benign loss term, colour constancy) scored between 0.888 "
-        "and 0.907 AUC on validation ([experiments](model/experiments.md)): the limit looks "
-        "like what a network learns from scratch from so few images; a pretrained backbone "
-        "would likely do better.",
+        "distillation, a malignant-vs-benign loss term, colour constancy, another class mix in "
+        "the batches) scored between 0.888 and 0.907 AUC on validation "
+        "([experiments](model/experiments.md)): the limit looks like what a network learns "
+        "from scratch from so few images; a pretrained backbone would likely do better.",
         _light_limit(card),
         '- The "unknown" gate catches images far from the training set; it is not a guarantee: '
         "a poor photo of a lesion can still get a confident answer.",
