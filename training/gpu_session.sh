@@ -10,11 +10,11 @@
 #   bash training/gpu_session.sh collect FILES_AT RUN_DIR  # here: join, verify, put models/ back
 #
 # Knobs for `run` (environment): TRAIN_SECONDS (training time, default 300; the trainer fits
-# its epochs to it), MAX_EPOCHS (default 60), BATCH (32), LR (2e-3), VERSION (1.3.0), WIDTH x
+# its epochs to it), MAX_EPOCHS (default 60), BATCH (32), LR (2e-3), VERSION (1.4.0), WIDTH x
 # HEIGHT (200 x 150), DATA (shared/data/ham10000), WORK (scratch, /tmp/skinscan-gpu), DEADLINE
 # (seconds the whole command may take, 570), TRAIN_FLAGS (more `skinscan train` flags; default
-# "--colour-constancy --binary-weight 1", the recipe of the shipped 1.2.0, run cl128 in
-# docs/model/experiments.md; TRAIN_FLAGS= for none).
+# "--colour-constancy --binary-weight 1 --balance-power 0", the recipe of the shipped 1.3.0,
+# run bp128n in docs/model/experiments.md; TRAIN_FLAGS= for none).
 # A rehearsal here on the CPU: DEVICE=cpu LIMIT=300 (first 300 images) BENCH_SIZES=32x24
 # BENCH_STEPS=1 OUT=/tmp/out, then `unpack OUT RUN_DIR` (collect without touching git).
 set -euo pipefail
@@ -48,7 +48,7 @@ run() {
   local out=${OUT:?run on the device machine, where OUT is set}
   local work=${WORK:-/tmp/skinscan-gpu} width=${WIDTH:-200} height=${HEIGHT:-150}
   local run_dir=$work/run
-  local seconds=${TRAIN_SECONDS:-300} version=${VERSION:-1.3.0} device=${DEVICE:-cuda}
+  local seconds=${TRAIN_SECONDS:-300} version=${VERSION:-1.4.0} device=${DEVICE:-cuda}
   local limit=${LIMIT:-0} data=${DATA:-shared/data/ham10000}
   # The device tool stops a command at 600 s and then returns only what is already in $OUT:
   # every step gets a timeout within this deadline, and the model is packed before the extras.
@@ -76,7 +76,7 @@ run() {
   timeout "$guard" python3 -m skinscan train --data "$data" --out "$run_dir" \
     --cache-dir "$work/cache" --device "$device" --width "$width" --height "$height" \
     --epochs "${MAX_EPOCHS:-60}" --batch-size "${BATCH:-32}" --lr "${LR:-2e-3}" \
-    --time-budget "$seconds" --limit "$limit" --no-export ${TRAIN_FLAGS---colour-constancy --binary-weight 1} 2>&1 |
+    --time-budget "$seconds" --limit "$limit" --no-export ${TRAIN_FLAGS---colour-constancy --binary-weight 1 --balance-power 0} 2>&1 |
     tee "$work/train.log" | grep --line-buffered -E '^\{|^time budget' ||
     { echo "training stopped early:"; tail -c 3000 "$work/train.log"; }
   local finalize=$((deadline - SECONDS - 30))

@@ -73,6 +73,17 @@ def test_the_card_says_when_images_are_re_lit() -> None:
     assert "RGB 0.800, 0.600, 0.620" in line and "shades-of-grey" in line
 
 
+def test_the_card_says_how_batches_were_drawn() -> None:
+    from skinscan_training.card_doc import _sampling
+
+    def card(power: float) -> ModelCard:
+        return ModelCard(version="1.3.0", training={"config": {"balance_power": power}})
+
+    assert "drawn uniformly" in _sampling(card(0.0))
+    assert "rare diagnoses" in _sampling(card(0.5)) and "-0.5" in _sampling(card(0.5))
+    assert "-0.25" in _sampling(card(0.25))
+
+
 def test_the_limits_say_whether_the_light_colour_matters() -> None:
     from skinscan_training.card_doc import _light_limit
 
