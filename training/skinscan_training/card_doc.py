@@ -76,7 +76,7 @@ def _sampling(card: ModelCard) -> str:
     """How the last stage drew its batches (``balance_power`` 0 = as the data comes)."""
     power = card.training.get("config", {}).get("balance_power", 0.5)
     if power == 0:
-        return "batches drawn uniformly (each diagnosis as often as in the data)"
+        return "batches drawn as the data comes (each image equally likely, no diagnosis favoured)"
     return f"sampling weighted towards rare diagnoses (class frequency ** -{power:g})"
 
 
