@@ -13,6 +13,8 @@ from typing import Any
 from skinscan_engine.model import CLASS_NAMES, MALIGNANT
 from skinscan_engine.model_card import ModelCard
 
+from .config import TrainConfig
+
 
 def _ci(entry: dict[str, Any]) -> str:
     lo, hi = entry["ci95"]
@@ -74,7 +76,7 @@ def _light_limit(card: ModelCard) -> str:
 
 def _sampling(card: ModelCard) -> str:
     """How the last stage drew its batches (``balance_power`` 0 = as the data comes)."""
-    power = card.training.get("config", {}).get("balance_power", 0.5)
+    power = card.training.get("config", {}).get("balance_power", TrainConfig.balance_power)
     if power == 0:
         return "batches drawn as the data comes (each image equally likely, no diagnosis favoured)"
     return f"sampling weighted towards rare diagnoses (class frequency ** -{power:g})"
