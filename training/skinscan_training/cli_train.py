@@ -24,7 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=int, default=d.height, help="model input height")
     parser.add_argument("--samples-per-epoch", type=int, default=d.samples_per_epoch)
     parser.add_argument("--balance-power", type=float, default=d.balance_power)
-    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument(
+        "--seed", type=int, default=d.seed, help="initialisation, batches and augmentation"
+    )
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        default=d.split_seed,
+        help="the lesion-grouped split's seed (keep 0 to compare with the shipped models)",
+    )
     parser.add_argument("--device", default=d.device, help="auto, cpu or cuda")
     parser.add_argument("--no-bf16", action="store_true", help="train in fp32")
     parser.add_argument("--cache-dir", default="", help="where decoded images are cached")
@@ -89,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         samples_per_epoch=args.samples_per_epoch,
         balance_power=args.balance_power,
         seed=args.seed,
+        split_seed=args.split_seed,
         device=args.device,
         bf16=not args.no_bf16,
         cache_dir=args.cache_dir,

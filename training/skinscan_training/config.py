@@ -21,7 +21,10 @@ class TrainConfig:
     height: int = 96
     samples_per_epoch: int = 0  # 0 = size of the training part
     balance_power: float = 0.5  # sampling weight = class frequency ** -balance_power
-    seed: int = 0
+    seed: int = 0  # initialisation, batches and augmentation
+    # The lesion-grouped split's seed, apart from ``seed`` so that a run repeated with another
+    # seed is compared on the same validation images (every shipped model uses split 0).
+    split_seed: int = 0
     device: str = "auto"
     bf16: bool = True
     cache_dir: str = ""

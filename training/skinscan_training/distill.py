@@ -50,7 +50,10 @@ def training_targets(cfg: TrainConfig, data: Data, device: torch.device, bf16: b
     train_idx = data.index["train"]
     images = data.images[train_idx]  # one copy of the training images for every teacher
     teacher = np.mean(
-        [teacher_probabilities(Path(p), images, cfg.seed, device, bf16) for p in cfg.teachers],
+        [
+            teacher_probabilities(Path(p), images, cfg.split_seed, device, bf16)
+            for p in cfg.teachers
+        ],
         axis=0,
     )
     targets = np.eye(len(CLASSES), dtype=np.float32)[data.labels]

@@ -99,7 +99,7 @@ def finalize_run(
         },
         training={
             "data": "HAM10000 (10,015 dermoscopic images, 200x150), lesion-grouped 70/15/15 split",
-            "split_seed": cfg.seed,
+            "split_seed": cfg.split_seed,
             "epochs": ckpt["epoch"],
             # The exported weights are the mean of these epochs' (None: a single epoch's).
             "averaged_epochs": ckpt.get("averaged_epochs"),

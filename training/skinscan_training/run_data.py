@@ -41,8 +41,8 @@ def prepare_data(cfg: TrainConfig, run_dir: Path) -> Data:
     if split_file.is_file():
         split = load_split(split_file)
     else:
-        split = grouped_split(records, seed=cfg.seed)
-        save_split(split, split_file, cfg.seed)
+        split = grouped_split(records, seed=cfg.split_seed)
+        save_split(split, split_file, cfg.split_seed)
     geometry = Geometry(width=cfg.width, height=cfg.height)
     cache = Path(cfg.cache_dir) if cfg.cache_dir else run_dir / "cache"
     images = load_images(Path(cfg.data), records, geometry, cache)

@@ -349,6 +349,24 @@ def test_a_teacher_s_probabilities_become_the_training_targets(
         torch.testing.assert_close(unmixed["model"][name], weight, rtol=1e-3, atol=1e-4)
 
 
+def test_another_seed_trains_on_the_same_split(
+    tiny_ham: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    run = tmp_path / "seed1"
+    train(TrainConfig(data=str(tiny_ham), out=str(run), epochs=1, seed=1, **FAST))
+    split = json.loads((run / "split.json").read_text())
+    assert split == json.loads((trained_run / "split.json").read_text())
+    assert split["seed"] == 0
+    # The seed still reaches the initialisation and the batches.
+    weights = torch.load(run / "last.pt", weights_only=False)["model"]["fc.1.weight"]
+    first = torch.load(trained_run / "last.pt", weights_only=False)["model"]["fc.1.weight"]
+    assert not torch.equal(weights, first)
+    card = load_model(finalize_run(run, version="seed1")).card
+    assert card.training["split_seed"] == 0 and card.training["config"]["seed"] == 1
+
+
 def test_a_teacher_from_another_split_or_missing_is_refused(
     tiny_ham: Path, trained_run: Path, tmp_path: Path
 ) -> None:
@@ -359,7 +377,7 @@ def test_a_teacher_from_another_split_or_missing_is_refused(
         return TrainConfig(data=str(tiny_ham), out=str(tmp_path / out), **settings)
 
     with pytest.raises(ValueError, match="leak validation images"):
-        train(student("a", seed=1))
+        train(student("a", split_seed=1))
     with pytest.raises(ValueError, match="takes 48x36 input"):
         train(student("b", width=64, height=48))
     with pytest.raises(FileNotFoundError, match="not found"):
