@@ -56,4 +56,6 @@ class TrainConfig:
         if "teacher" in settings:
             legacy = settings.pop("teacher")
             settings.setdefault("teachers", [legacy] if legacy else [])
+        # Before --split-seed (2026-12-06) one seed made the split as well.
+        settings.setdefault("split_seed", settings.get("seed", 0))
         return cls(**settings)

@@ -51,3 +51,14 @@ def test_split_is_deterministic_and_round_trips(tmp_path) -> None:
     assert grouped_split(records, seed=4) != a
     save_split(a, tmp_path / "split.json", seed=3)
     assert load_split(tmp_path / "split.json") == a
+
+
+def test_a_checkpoint_from_before_split_seed_keeps_the_split_of_its_seed() -> None:
+    from dataclasses import asdict
+
+    from skinscan_training.config import TrainConfig
+
+    current = asdict(TrainConfig(data="d", out="o", seed=3))
+    old = {k: v for k, v in current.items() if k != "split_seed"}
+    assert TrainConfig.from_saved(old).split_seed == 3
+    assert TrainConfig.from_saved(current).split_seed == 0
