@@ -12,9 +12,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="HAM10000 folder: score a part of the split (--part)")
     parser.add_argument(
         "--part",
-        choices=("test", "validation"),  # evaluate.PARTS
+        choices=("test", "validation", "training"),  # evaluate.PARTS
         default="test",
-        help="part of the split to score with --data (validation: for ship decisions)",
+        help="part of the split to score with --data (validation: for ship decisions; "
+        "training: how closely the network fits its own images)",
     )
     parser.add_argument(
         "--split",

@@ -20,6 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--lr", type=float, default=d.lr)
     parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=d.label_smoothing,
+        help="share of each target spread over all classes (0 = one-hot targets)",
+    )
     parser.add_argument("--width", type=int, default=d.width, help="model input width")
     parser.add_argument("--height", type=int, default=d.height, help="model input height")
     parser.add_argument("--samples-per-epoch", type=int, default=d.samples_per_epoch)
@@ -92,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
         width=args.width,
         height=args.height,
         samples_per_epoch=args.samples_per_epoch,

@@ -35,8 +35,9 @@ TARGETS = {"auc": 0.90, "sensitivity": 0.85, "specificity": 0.75, "f1": 0.708, "
 #: The light-colour check draws each channel's gain from 1 +- this (a white balance ~10% off).
 LIGHT_GAIN_SPREAD = 0.1
 #: Parts of the split that ``evaluate`` scores (name -> key in split.json); only the test
-#: part's figures reach the card.
-PARTS = {"test": "test", "validation": "val"}
+#: part's figures reach the card. The training part, beside the validation part, shows how
+#: closely the network fits the images it learnt from (under- or over-fitting).
+PARTS = {"test": "test", "validation": "val", "training": "train"}
 
 
 @dataclass

@@ -95,6 +95,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     check_teachers(cfg)
     if cfg.binary_weight < 0:
         raise ValueError(f"--binary-weight must be at least 0, got {cfg.binary_weight}")
+    if not 0 <= cfg.label_smoothing < 1:
+        raise ValueError(f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}")
     write_config(run_dir, cfg)
 
     random.seed(cfg.seed)

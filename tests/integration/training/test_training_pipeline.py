@@ -147,6 +147,17 @@ def test_evaluate_scores_the_validation_part_without_touching_the_card(
         evaluate(stem, tiny_ham, tmp_path / "v2", n_boot=5, write_card=True, part="validation")
     with pytest.raises(ValueError, match="part must be one of"):
         evaluate(stem, tiny_ham, tmp_path / "v3", n_boot=5, part="train")
+    # The training part measures the fit: the images the network learnt from.
+    fit = evaluate(
+        stem,
+        tiny_ham,
+        tmp_path / "fit",
+        split_file=trained_run / "split.json",
+        n_boot=5,
+        part="training",
+    )
+    assert fit["ham10000_training"]["images"] == len(split["train"])
+    assert stem.with_suffix(".json").read_text() == card_before
 
 
 def test_init_starts_from_a_shipped_model(
@@ -403,6 +414,8 @@ def test_a_binary_weight_adds_the_malignant_vs_benign_term(
     assert not torch.equal(binary["model"]["fc.1.weight"], plain["model"]["fc.1.weight"])
     with pytest.raises(ValueError, match="binary-weight"):
         train(TrainConfig(data=str(tiny_ham), out=str(tmp_path / "n"), binary_weight=-1.0, **FAST))
+    with pytest.raises(ValueError, match="label-smoothing"):
+        train(TrainConfig(data=str(tiny_ham), out=str(tmp_path / "s"), label_smoothing=1.0, **FAST))
 
 
 def test_colour_constancy_travels_from_training_to_the_shipped_card(
