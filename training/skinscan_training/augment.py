@@ -12,7 +12,7 @@ every queued kernel, which would idle the GPU once per copy.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,30 @@ class AugmentConfig:
     contrast: float = 0.2
     saturation: float = 0.2
     hue_shift: float = 0.03
+
+
+#: The largest ``--augment-strength``: twice the shipped ranges (rotations up to 40 degrees,
+#: scale 0.8-1.3, brightness, contrast and saturation +-40%) is already far past a camera's.
+MAX_STRENGTH = 2.0
+
+
+def with_strength(cfg: AugmentConfig, strength: float) -> AugmentConfig:
+    """``cfg`` with its continuous ranges (small rotations, scale, shift, colour jitter) scaled
+    by ``strength`` about no change. Flips and right-angle turns stay as they are: dermoscopy
+    has no orientation, so they teach a fact about the images, not a penalty on the fit."""
+    if not 0 <= strength <= MAX_STRENGTH:
+        raise ValueError(f"augmentation strength must be in [0, {MAX_STRENGTH}], got {strength}")
+    lo, hi = cfg.scale_range
+    return replace(
+        cfg,
+        max_rotation_deg=cfg.max_rotation_deg * strength,
+        scale_range=(1 - (1 - lo) * strength, 1 + (hi - 1) * strength),
+        max_translate=cfg.max_translate * strength,
+        brightness=cfg.brightness * strength,
+        contrast=cfg.contrast * strength,
+        saturation=cfg.saturation * strength,
+        hue_shift=cfg.hue_shift * strength,
+    )
 
 
 def augment(batch: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:

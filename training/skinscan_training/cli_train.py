@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from pathlib import Path
 
+from .augment import MAX_STRENGTH, AugmentConfig, with_strength
 from .config import TrainConfig
 
 DEFAULTS = TrainConfig(data="", out="")
+
+
+def _strength(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= MAX_STRENGTH:
+        raise argparse.ArgumentTypeError(f"must be in [0, {MAX_STRENGTH}], got {text}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,15 +92,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="re-light every image to the training part's mean light (shades of grey)",
     )
+    parser.add_argument(
+        "--augment-strength",
+        type=_strength,
+        default=1.0,
+        help="scale the small rotations, scale, shift and colour jitter (0 = flips and "
+        f"right-angle turns only, 1 = the shipped models', at most {MAX_STRENGTH})",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     parser.add_argument("--no-export", action="store_true", help="skip calibration and export")
     parser.add_argument("--version", default="", help="model version for the exported card")
 
 
-def run(args: argparse.Namespace) -> int:
-    from .train import train
-
-    cfg = TrainConfig(
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The run's configuration from the parsed flags."""
+    return TrainConfig(
         data=args.data,
         out=args.out,
         epochs=args.epochs or (0 if args.resume else DEFAULTS.epochs),
@@ -116,8 +131,14 @@ def run(args: argparse.Namespace) -> int:
         distill_weight=args.distill_weight,
         binary_weight=args.binary_weight,
         colour_constancy=args.colour_constancy,
+        augment=asdict(with_strength(AugmentConfig(), args.augment_strength)),
     )
-    chosen = train(cfg, resume=args.resume)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .train import train
+
+    chosen = train(config_from_args(args), resume=args.resume)
     print(f"checkpoint to export: {chosen}")
     if not args.no_export:
         from .export import finalize_run
