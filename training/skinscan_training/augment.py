@@ -35,12 +35,18 @@ class AugmentConfig:
 MAX_STRENGTH = 2.0
 
 
+def check_strength(strength: float) -> float:
+    """``strength`` if it is a usable augmentation strength, else a ValueError saying why."""
+    if not 0 <= strength <= MAX_STRENGTH:
+        raise ValueError(f"augmentation strength must be in [0, {MAX_STRENGTH}], got {strength}")
+    return strength
+
+
 def with_strength(cfg: AugmentConfig, strength: float) -> AugmentConfig:
     """``cfg`` with its continuous ranges (small rotations, scale, shift, colour jitter) scaled
     by ``strength`` about no change. Flips and right-angle turns stay as they are: dermoscopy
     has no orientation, so they teach a fact about the images, not a penalty on the fit."""
-    if not 0 <= strength <= MAX_STRENGTH:
-        raise ValueError(f"augmentation strength must be in [0, {MAX_STRENGTH}], got {strength}")
+    check_strength(strength)
     lo, hi = cfg.scale_range
     return replace(
         cfg,

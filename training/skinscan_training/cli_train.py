@@ -6,17 +6,18 @@ import argparse
 from dataclasses import asdict
 from pathlib import Path
 
-from .augment import MAX_STRENGTH, AugmentConfig, with_strength
+from .augment import MAX_STRENGTH, AugmentConfig, check_strength, with_strength
 from .config import TrainConfig
 
 DEFAULTS = TrainConfig(data="", out="")
 
 
 def _strength(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= MAX_STRENGTH:
-        raise argparse.ArgumentTypeError(f"must be in [0, {MAX_STRENGTH}], got {text}")
-    return value
+    # argparse reports an ArgumentTypeError as a usage error naming the flag.
+    try:
+        return check_strength(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
