@@ -124,6 +124,7 @@ def average_last_epochs(run_dir: Path, last: int, data: Data | None = None) -> P
         AugmentConfig(**cfg.augment),
         geometry,
         torch.Generator().manual_seed(cfg.seed),
+        cfg.mixup,
     )
     with autocast(device, bf16):
         refresh_batchnorm(model, (x for x, _ in tqdm(batches, desc="batchnorm", leave=False)))

@@ -94,6 +94,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="re-light every image to the training part's mean light (shades of grey)",
     )
     parser.add_argument(
+        "--mixup",
+        type=float,
+        default=d.mixup,
+        help="blend training images in pairs with weights from Beta(ALPHA, ALPHA), their "
+        "targets alike (0 = off)",
+    )
+    parser.add_argument(
         "--augment-strength",
         type=_strength,
         default=1.0,
@@ -132,6 +139,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         distill_weight=args.distill_weight,
         binary_weight=args.binary_weight,
         colour_constancy=args.colour_constancy,
+        mixup=args.mixup,
         augment=asdict(with_strength(AugmentConfig(), args.augment_strength)),
     )
 

@@ -46,6 +46,8 @@ class TrainConfig:
     # Re-light every image to the training part's mean light (shades-of-grey colour constancy)
     # before the network sees it, in training and in serving.
     colour_constancy: bool = False
+    # Mixup's Beta(alpha, alpha): blend training images in pairs, targets alike (0 = off).
+    mixup: float = 0.0
     augment: dict[str, Any] = field(default_factory=lambda: asdict(AugmentConfig()))
 
     @classmethod

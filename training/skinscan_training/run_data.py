@@ -21,6 +21,7 @@ from skinscan_engine.preprocessing import (
 from .augment import AugmentConfig, augment
 from .config import TrainConfig
 from .dataset import Record, load_images, read_metadata
+from .mixup import mix_batch
 from .split import grouped_split, load_split, save_split
 
 
@@ -112,13 +113,16 @@ def training_batches(
     augment_cfg: AugmentConfig,
     geometry: Geometry,
     gen: torch.Generator,
+    mixup: float = 0.0,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch of augmented, standardised batches, drawn with replacement by ``weights``.
 
     ``targets`` holds a class index per image, or a probability per class and image (soft
     targets, see :mod:`.distill`); batches carry the rows of it their images come from.
     Every random draw comes from ``gen`` (on the CPU), in the same order on any device, so a
-    seed gives the same epoch wherever it runs.
+    seed gives the same epoch wherever it runs. With ``mixup`` (Beta's alpha) the images of
+    each batch are blended in pairs and the targets become per-class probabilities (see
+    :mod:`.mixup`).
     """
     draws = torch.multinomial(weights, steps * batch_size, True, generator=gen)
     for step in range(steps):
@@ -127,4 +131,7 @@ def training_batches(
         picked = torch.from_numpy(rows).to(pool.device, non_blocking=True)
         x = augment(pool[picked].float().div_(255.0), augment_cfg, gen)
         y = torch.from_numpy(targets[rows]).to(pool.device, non_blocking=True)
-        yield standardize(x, geometry), y
+        x = standardize(x, geometry)
+        if mixup:
+            x, y = mix_batch(x, y, mixup, len(CLASSES), gen)
+        yield x, y

@@ -95,6 +95,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     check_teachers(cfg)
     if cfg.binary_weight < 0:
         raise ValueError(f"--binary-weight must be at least 0, got {cfg.binary_weight}")
+    if cfg.mixup < 0:
+        raise ValueError(f"--mixup must be at least 0 (0 = off), got {cfg.mixup}")
     if not 0 <= cfg.label_smoothing < 1:
         raise ValueError(f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}")
     write_config(run_dir, cfg)
@@ -164,6 +166,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 augment_cfg,
                 geometry,
                 gen,
+                cfg.mixup,
             )
             train_loss = train_epoch(
                 model,
