@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from tests.engine_fixtures import shipped_model_path
@@ -42,7 +42,7 @@ except ModuleNotFoundError as exc:  # the test modules skip themselves (importor
 def _warm_up(url: str, log: Path) -> None:
     """One guest prediction, so the model is loaded before any test's clock starts."""
     photo = sorted((REPO / "tests" / "fixtures" / "ham").glob("*.jpg"))[0]
-    response = httpx.post(
+    response = httpx2.post(
         f"{url}/v1/predict", files={"image": (photo.name, photo.read_bytes())}, timeout=300
     )
     if response.status_code != 200:

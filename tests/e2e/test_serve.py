@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 
 from tests.support.serve import running_serve
@@ -22,18 +22,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_health_and_docs(server: str) -> None:
-    assert httpx.get(f"{server}/health").json()["status"] == "ok"
-    assert httpx.get(f"{server}/docs").status_code == 200
-    paths = httpx.get(f"{server}/openapi.json").json()["paths"]
+    assert httpx2.get(f"{server}/health").json()["status"] == "ok"
+    assert httpx2.get(f"{server}/docs").status_code == 200
+    paths = httpx2.get(f"{server}/openapi.json").json()["paths"]
     assert {"/v1/auth/register", "/v1/auth/me", "/v1/predictions"} <= set(paths)
 
 
 def test_register_login_me(server: str) -> None:
     creds = {"email": "e2e@example.com", "password": "correct horse battery"}
-    assert httpx.post(f"{server}/v1/auth/register", json=creds).status_code == 201
-    login = httpx.post(f"{server}/v1/auth/login", json=creds)
+    assert httpx2.post(f"{server}/v1/auth/register", json=creds).status_code == 201
+    login = httpx2.post(f"{server}/v1/auth/login", json=creds)
     assert login.status_code == 200
-    me = httpx.get(
+    me = httpx2.get(
         f"{server}/v1/auth/me",
         headers={"Authorization": f"Bearer {login.json()['access_token']}"},
     )

@@ -18,7 +18,7 @@ import threading
 import uuid
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy import event as sa_event
@@ -55,9 +55,9 @@ def _create_upload(cloud: Cloud, token: str | None = None, **body: Any) -> tuple
     )
 
 
-def _post_form(answer: dict[str, Any], data: bytes, content_type: str) -> httpx.Response:
+def _post_form(answer: dict[str, Any], data: bytes, content_type: str) -> httpx2.Response:
     form = answer["upload"]
-    return httpx.post(form["url"], data=form["fields"], files={"file": ("x", data, content_type)})
+    return httpx2.post(form["url"], data=form["fields"], files={"file": ("x", data, content_type)})
 
 
 def _upload(cloud: Cloud, photo: bytes, token: str | None = None) -> tuple[dict, dict]:
@@ -109,7 +109,7 @@ def test_signed_in_upload_is_scored_with_heatmap_in_s3_and_row_in_postgres(cloud
 
     status, view = _get(answer["id"], {"authorization": f"Bearer {tokens.access_token}"})
     assert status == 200 and view["status"] == "done" and view["verdict"] == row.verdict
-    assert httpx.get(view["heatmap_url"]).content == heatmap
+    assert httpx2.get(view["heatmap_url"]).content == heatmap
     listed = call_handler(
         history_fn.handler,
         http_event(

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
-import httpx
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 from moto.server import ThreadedMotoServer
@@ -58,13 +58,13 @@ def test_presigned_get_url(s3_store: S3ObjectStore) -> None:
     s3_store.put("users/u/heat.png", b"PNG", "image/png")
     url = s3_store.url("users/u/heat.png", expires=60)
     assert "X-Amz-Signature" in url and "X-Amz-Expires=60" in url
-    response = httpx.get(url)
+    response = httpx2.get(url)
     assert response.status_code == 200 and response.content == b"PNG"
 
 
 def test_presigned_post_upload(s3_store: S3ObjectStore) -> None:
     post = s3_store.presign_post("guests/p/image.jpg", ["image/jpeg"], max_bytes=1000)
-    ok = httpx.post(post.url, data=post.fields, files={"file": ("a.jpg", b"jpeg", "image/jpeg")})
+    ok = httpx2.post(post.url, data=post.fields, files={"file": ("a.jpg", b"jpeg", "image/jpeg")})
     assert ok.status_code in (200, 204), ok.text
     assert s3_store.get("guests/p/image.jpg") == b"jpeg"
 
@@ -101,6 +101,6 @@ def test_history_with_s3_backend(
             session.commit()
         view = client.get(f"/v1/predictions/{row.id}", headers=headers).json()
         assert view["image_url"].startswith(moto_endpoint)
-        assert httpx.get(view["image_url"]).content == b"JPEG"
+        assert httpx2.get(view["image_url"]).content == b"JPEG"
         assert client.delete("/v1/auth/me", headers=headers).status_code == 204
         assert not store.exists(key)
