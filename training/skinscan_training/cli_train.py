@@ -20,6 +20,13 @@ def _strength(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def _mixup_alpha(text: str) -> float:
+    alpha = float(text)
+    if alpha < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 (0 = off), got {alpha}")
+    return alpha
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = DEFAULTS
     parser.add_argument("--data", required=True, help="HAM10000 folder (metadata CSV + images/)")
@@ -95,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--mixup",
-        type=float,
+        type=_mixup_alpha,
         default=d.mixup,
         help="blend training images in pairs with weights from Beta(ALPHA, ALPHA), their "
         "targets alike (0 = off)",

@@ -38,3 +38,8 @@ def test_augment_strength_outside_its_range_is_a_usage_error(value: str) -> None
 def test_mixup_is_off_unless_asked_for() -> None:
     assert config_from_args(parse()).mixup == 0.0
     assert config_from_args(parse("--mixup", "0.2")).mixup == 0.2
+
+
+def test_a_negative_mixup_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit):
+        parse("--mixup", "-0.2")
