@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from skinscan_engine.model import build_model
-from skinscan_training.optim import adamw
+from skinscan_training.optim import make_optimizer
 
 
 def images_per_second(
@@ -28,7 +28,7 @@ def images_per_second(
     torch.manual_seed(0)
     torch.backends.cudnn.benchmark = True
     model = build_model().to(dev).to(memory_format=torch.channels_last).train()
-    opt = adamw(model, lr=1e-3, weight_decay=0.0, device=dev)
+    opt = make_optimizer(model, "adamw", lr=1e-3, weight_decay=0.0, device=dev)
     w, h = size
     x = torch.randn(batch, 3, h, w, device=dev).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 7, (batch,), device=dev)

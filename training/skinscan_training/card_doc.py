@@ -82,6 +82,12 @@ def _sampling(card: ModelCard) -> str:
     return f"sampling weighted towards rare diagnoses (class frequency ** -{power:g})"
 
 
+def _optimiser(card: ModelCard) -> str:
+    """The last stage's optimiser (cards from before ``--optimizer`` were all AdamW)."""
+    name = card.training.get("config", {}).get("optimizer", "adamw")
+    return "SGD with Nesterov momentum" if name == "sgd" else "AdamW"
+
+
 def render(card: ModelCard, report: dict[str, Any], plots_dir: str, ood: dict | None) -> str:
     """The model card as Markdown."""
     ham = report["ham10000_test"]
@@ -130,10 +136,10 @@ def render(card: ModelCard, report: dict[str, Any], plots_dir: str, ood: dict | 
         "",
         "## Training",
         *_stages(card),
-        "- Every stage: AdamW with a one-cycle schedule, label smoothing, dermoscopy "
+        "- Every stage: a one-cycle schedule, label smoothing, dermoscopy "
         "augmentation (flips, 90° and small rotations, scale, colour jitter), channels-last; "
         "one checkpoint per epoch, the epoch with the best validation AUC kept. Last stage: "
-        f"{_sampling(card)}; its configuration: "
+        f"{_optimiser(card)}, {_sampling(card)}; its configuration: "
         f"`{json.dumps(card.training.get('config', {}))}`.",
         f"- Every run made so far, including those not shipped: [experiments]({plots_dir}/"
         "experiments.md).",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .augment import MAX_STRENGTH, AugmentConfig, check_strength, with_strength
 from .config import TrainConfig
+from .optim import OPTIMIZERS
 
 DEFAULTS = TrainConfig(data="", out="")
 
@@ -37,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--lr", type=float, default=d.lr)
     parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    parser.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default=d.optimizer,
+        help="adamw, or sgd with Nesterov momentum (give it its own --lr and --weight-decay)",
+    )
     parser.add_argument(
         "--label-smoothing",
         type=float,
@@ -128,6 +135,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         batch_size=args.batch_size,
         lr=args.lr,
         weight_decay=args.weight_decay,
+        optimizer=args.optimizer,
         label_smoothing=args.label_smoothing,
         width=args.width,
         height=args.height,

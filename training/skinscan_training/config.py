@@ -16,6 +16,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 0.05
+    optimizer: str = "adamw"  # or "sgd" (Nesterov momentum); see optim.make_optimizer
     label_smoothing: float = 0.1
     width: int = 128
     height: int = 96

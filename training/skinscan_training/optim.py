@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import torch
 
+OPTIMIZERS = ("adamw", "sgd")
 
-def adamw(
-    model: torch.nn.Module, lr: float, weight_decay: float, device: torch.device
-) -> torch.optim.AdamW:
-    """The trainer's optimiser; fused on CUDA (one kernel per step instead of hundreds)."""
-    return torch.optim.AdamW(
-        model.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda" or None
-    )
+
+def make_optimizer(
+    model: torch.nn.Module, name: str, lr: float, weight_decay: float, device: torch.device
+) -> torch.optim.Optimizer:
+    """The trainer's optimiser, by name; fused on CUDA (one kernel per step instead of hundreds).
+
+    ``sgd`` is SGD with Nesterov momentum; its momentum starts at 0.9 and the one-cycle
+    schedule then cycles it (0.95 to 0.85 and back) as it does AdamW's first beta.
+    """
+    fused = device.type == "cuda" or None
+    if name == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused)
+    if name == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=lr,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=weight_decay,
+            fused=fused,
+        )
+    raise ValueError(f"unknown optimiser {name!r}; expected one of {', '.join(OPTIMIZERS)}")
 
 
 def one_cycle(

@@ -31,7 +31,7 @@ from .config import TrainConfig
 from .devices import autocast, pick_device, wants_bf16
 from .distill import check_teachers, training_targets
 from .losses import training_loss
-from .optim import adamw, one_cycle
+from .optim import make_optimizer, one_cycle
 from .run_data import (
     channel_stats,
     image_pool,
@@ -120,7 +120,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     if init_state is not None:
         model.load_state_dict(init_state)
     model.to(device).to(memory_format=torch.channels_last)
-    optimizer = adamw(model, cfg.lr, cfg.weight_decay, device)
+    optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, device)
     steps = max(1, (cfg.samples_per_epoch or len(train_idx)) // cfg.batch_size)
     scheduler = one_cycle(optimizer, cfg.lr, cfg.epochs, steps)
     gen = torch.Generator().manual_seed(cfg.seed)

@@ -84,6 +84,14 @@ def test_the_card_says_how_batches_were_drawn() -> None:
     assert "-0.25" in _sampling(card(0.25))
 
 
+def test_the_card_names_the_optimiser() -> None:
+    from skinscan_training.card_doc import _optimiser
+
+    assert _optimiser(ModelCard(version="1.3.0")) == "AdamW"  # cards from before --optimizer
+    sgd = ModelCard(version="1.4.0", training={"config": {"optimizer": "sgd"}})
+    assert _optimiser(sgd) == "SGD with Nesterov momentum"
+
+
 def test_the_limits_say_whether_the_light_colour_matters() -> None:
     from skinscan_training.card_doc import _light_limit
 

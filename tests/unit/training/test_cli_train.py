@@ -43,3 +43,10 @@ def test_mixup_is_off_unless_asked_for() -> None:
 def test_a_negative_mixup_is_a_usage_error() -> None:
     with pytest.raises(SystemExit):
         parse("--mixup", "-0.2")
+
+
+def test_the_optimiser_is_adamw_unless_asked_for() -> None:
+    assert config_from_args(parse()).optimizer == "adamw"
+    assert config_from_args(parse("--optimizer", "sgd")).optimizer == "sgd"
+    with pytest.raises(SystemExit):
+        parse("--optimizer", "lbfgs")
