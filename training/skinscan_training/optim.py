@@ -12,8 +12,8 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """The trainer's optimiser, by name; fused on CUDA (one kernel per step instead of hundreds).
 
-    ``sgd`` is SGD with Nesterov momentum; its momentum starts at 0.9 and the one-cycle
-    schedule then cycles it (0.95 to 0.85 and back) as it does AdamW's first beta.
+    ``sgd`` is SGD with Nesterov momentum (0.9 until the one-cycle schedule takes over and
+    cycles it from 0.95 to 0.85 and back, as it cycles AdamW's first beta).
     """
     fused = device.type == "cuda" or None
     if name == "adamw":
