@@ -3,29 +3,29 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from .augment import MAX_STRENGTH, AugmentConfig, check_strength, with_strength
 from .config import TrainConfig
+from .mixup import check_alpha
 from .optim import OPTIMIZERS
 
 DEFAULTS = TrainConfig(data="", out="")
 
 
-def _strength(text: str) -> float:
-    # argparse reports an ArgumentTypeError as a usage error naming the flag.
-    try:
-        return check_strength(float(text))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
+def _checked(check: Callable[[float], float]) -> Callable[[str], float]:
+    """A flag parser for a number that ``check`` validates (ValueError if unusable)."""
 
+    def parse(text: str) -> float:
+        # argparse reports an ArgumentTypeError as a usage error naming the flag.
+        try:
+            return check(float(text))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
 
-def _mixup_alpha(text: str) -> float:
-    alpha = float(text)
-    if alpha < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0 (0 = off), got {alpha}")
-    return alpha
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,14 +109,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--mixup",
-        type=_mixup_alpha,
+        type=_checked(check_alpha),
         default=d.mixup,
         help="blend training images in pairs with weights from Beta(ALPHA, ALPHA), their "
         "targets alike (0 = off)",
     )
     parser.add_argument(
         "--augment-strength",
-        type=_strength,
+        type=_checked(check_strength),
         default=1.0,
         help="scale the small rotations, scale, shift and colour jitter (0 = flips and "
         f"right-angle turns only, 1 = the shipped models', at most {MAX_STRENGTH})",

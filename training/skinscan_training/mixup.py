@@ -14,6 +14,13 @@ import torch
 import torch.nn.functional as F
 
 
+def check_alpha(alpha: float) -> float:
+    """``alpha`` if it is a usable ``--mixup`` setting (0 = off), else a ValueError saying why."""
+    if alpha < 0:
+        raise ValueError(f"mixup alpha must be at least 0 (0 = off), got {alpha}")
+    return alpha
+
+
 def as_probabilities(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Per-class probabilities: class indices become one-hot rows; probabilities stay."""
     if targets.is_floating_point():
