@@ -5,13 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.metrics import (
-    balanced_accuracy_score,
-    confusion_matrix,
-    f1_score,
-    precision_score,
-    roc_auc_score,
-)
+from sklearn.metrics import confusion_matrix, f1_score, precision_score, roc_auc_score
+
+
+def balanced_accuracy(labels: np.ndarray, pred: np.ndarray) -> float:
+    """Mean recall over the classes present in ``labels``.
+
+    A class no image belongs to has no recall, so it is left out of the mean; predicting it is
+    still an error for the image's own class. (scikit-learn's ``balanced_accuracy_score`` gives
+    the same figure but warns on every small or partial set, such as a ``--limit`` run.)
+    """
+    labels, pred = np.asarray(labels), np.asarray(pred)
+    if labels.size == 0:
+        return float("nan")
+    return float(np.mean([(pred[labels == c] == c).mean() for c in np.unique(labels)]))
 
 
 def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
@@ -25,7 +32,7 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, 
         "specificity": tn / max(tn + fp, 1),
         "precision": float(precision_score(y, pred, zero_division=0)),
         "f1": float(f1_score(y, pred, zero_division=0)),
-        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+        "balanced_accuracy": balanced_accuracy(y, pred),
         "accuracy": float((pred == y).mean()),
         "tp": tp,
         "fn": fn,
@@ -50,7 +57,7 @@ def multiclass_metrics(labels: np.ndarray, probs: np.ndarray, classes: list[str]
     pred = probs.argmax(1)
     return {
         "accuracy_7": float((pred == labels).mean()),
-        "balanced_accuracy_7": float(balanced_accuracy_score(labels, pred)),
+        "balanced_accuracy_7": balanced_accuracy(labels, pred),
         "auc_one_vs_rest": per_class_auc(labels, probs, classes),
         "confusion_matrix": confusion_matrix(labels, pred, labels=range(len(classes))).tolist(),
     }

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
 from skinscan_engine.model import forward_with_features, malignant_mask
 from skinscan_engine.preprocessing import Geometry
 
 from .batches import model_inputs
 from .devices import autocast
+from .metrics import balanced_accuracy
 
 
 @torch.inference_mode()
@@ -41,7 +42,7 @@ def summarize(logits: torch.Tensor, labels: np.ndarray) -> dict[str, float]:
     y_mal = malignant_mask().numpy()[labels]
     out = {
         "loss": float(F.cross_entropy(logits, torch.from_numpy(labels))),
-        "balanced_accuracy_7": float(balanced_accuracy_score(labels, probs.argmax(1).numpy())),
+        "balanced_accuracy_7": balanced_accuracy(labels, probs.argmax(1).numpy()),
     }
     if 0 < y_mal.sum() < len(y_mal):
         out["auc_malignant"] = float(roc_auc_score(y_mal, p_mal))
