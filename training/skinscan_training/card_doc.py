@@ -14,6 +14,7 @@ from skinscan_engine.model import CLASS_NAMES, MALIGNANT
 from skinscan_engine.model_card import ModelCard
 
 from .config import TrainConfig
+from .optim import OPTIMIZERS
 
 
 def _ci(entry: dict[str, Any]) -> str:
@@ -84,8 +85,7 @@ def _sampling(card: ModelCard) -> str:
 
 def _optimiser(card: ModelCard) -> str:
     """The last stage's optimiser (cards from before ``--optimizer`` were all AdamW)."""
-    name = card.training.get("config", {}).get("optimizer", "adamw")
-    return "SGD with Nesterov momentum" if name == "sgd" else "AdamW"
+    return OPTIMIZERS[card.training.get("config", {}).get("optimizer", "adamw")]
 
 
 def render(card: ModelCard, report: dict[str, Any], plots_dir: str, ood: dict | None) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-OPTIMIZERS = ("adamw", "sgd")
+# Each optimiser a run can name, and how the model card describes it.
+OPTIMIZERS = {"adamw": "AdamW", "sgd": "SGD with Nesterov momentum"}
 
 
 def make_optimizer(

@@ -15,6 +15,17 @@ def tiny() -> torch.nn.Module:
     return torch.nn.Linear(4, 2)
 
 
+def step(
+    model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    """One optimiser step on ``(x, y)``; returns the loss before it."""
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def test_sgd_uses_nesterov_momentum_and_the_given_settings() -> None:
     opt = make_optimizer(tiny(), "sgd", lr=0.05, weight_decay=5e-4, device=CPU)
     assert isinstance(opt, torch.optim.SGD)
@@ -42,10 +53,7 @@ def test_one_cycle_warms_up_peaks_and_ends_near_zero(name: str) -> None:
     x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
     for _ in range(20):
         rates.append(opt.param_groups[0]["lr"])
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        step(model, opt, x, y)
         sched.step()
     assert rates[0] < 0.01 and max(rates) == pytest.approx(0.1, rel=1e-3)
     assert rates[-1] < 0.001
@@ -60,8 +68,5 @@ def test_sgd_trains_a_small_problem() -> None:
     opt = make_optimizer(model, "sgd", lr=0.1, weight_decay=0.0, device=CPU)
     first = torch.nn.functional.cross_entropy(model(x), y).item()
     for _ in range(50):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        loss = step(model, opt, x, y)
     assert loss.item() < first / 2
