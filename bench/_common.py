@@ -32,6 +32,15 @@ def ham_paths(n: int, offset: int = 0) -> list[Path]:
     return paths
 
 
+def validation_ids(split: Path | None, n: int) -> list[str]:
+    """The first ``n`` validation ids of ``split``, or of the split rebuilt from seed 0."""
+    from skinscan_training.dataset import read_metadata
+    from skinscan_training.split import model_split
+
+    records = read_metadata(shared_data() / "ham10000")
+    return model_split(records, split)["val"][:n]
+
+
 def model_path(arg: str | None) -> Path:
     """``--model``, else ``$SKINSCAN_MODEL_PATH`` or ``models/``, else a random model."""
     from skinscan_engine.model_card import resolve_paths

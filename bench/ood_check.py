@@ -132,23 +132,12 @@ def non_skin_groups() -> dict[str, dict[str, bytes]]:
     }
 
 
-def validation_ids(split: Path | None, n: int) -> list[str]:
-    """The first ``n`` validation ids of ``split``, or of the split rebuilt from seed 0."""
-    from _common import shared_data
-
-    from skinscan_training.dataset import read_metadata
-    from skinscan_training.split import model_split
-
-    records = read_metadata(shared_data() / "ham10000")
-    return model_split(records, split)["val"][:n]
-
-
 def _verdict(res: object) -> str:
     return res.result["verdict"] if hasattr(res, "result") else f"error ({res})"
 
 
 def main() -> None:
-    from _common import machine, model_path, shared_data
+    from _common import machine, model_path, shared_data, validation_ids
 
     from skinscan_engine.engine import Engine, EngineConfig
 

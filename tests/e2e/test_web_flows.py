@@ -79,6 +79,7 @@ def test_signed_in_flow_upload_result_history_pdf_delete(
     if verdict != "unknown":
         expect(page.get_by_role("meter")).to_be_visible()
     _assert_heatmap_drawn(page)
+    expect(page.get_by_test_id("heatmap-caveat")).to_contain_text("not as an outline of the spot")
     screenshot(page, "04-result", full_page=True)
 
     # Opacity slider drives the heatmap layer; side-by-side shows photo and overlay.

@@ -75,6 +75,8 @@ def test_report_parses_and_has_everything() -> None:
         "12345678-1234-5678-1234-567812345678",
     ):
         assert expected in text, expected
+    # The heatmap's limit is said under it (the line may wrap anywhere).
+    assert "not an outline of the spot" in " ".join(text.split())
     assert reader.metadata.title == "SkinScan report"
 
 

@@ -88,8 +88,44 @@ def _optimiser(card: ModelCard) -> str:
     return OPTIMIZERS[card.training.get("config", {}).get("optimizer", "adamw")]
 
 
-def render(card: ModelCard, report: dict[str, Any], plots_dir: str, ood: dict | None) -> str:
-    """The model card as Markdown."""
+def _grid(card: ModelCard) -> str:
+    """The size of layer4's grid, where Grad-CAM is computed (a stride of 32 each way)."""
+    return f"{-(-card.input_width // 32)}x{-(-card.input_height // 32)}"
+
+
+def _heatmaps(card: ModelCard, heatmaps: dict | None, plots_dir: str) -> list[str]:
+    if not heatmaps:
+        return []
+    return [
+        "",
+        "## What the heatmap shows",
+        f"The heatmap is Grad-CAM of the most likely diagnosis on layer4's {_grid(card)} grid, "
+        f"scaled up to the photo. {heatmaps['summary']} (`bench/heatmap_check.py`: the lesion "
+        "outline is a rough one, the dark region near the middle.) Why the maps lean, and the "
+        f"training change that should straighten them: [experiments]({plots_dir}/experiments.md).",
+        "",
+        f"![heatmaps on validation images]({plots_dir}/heatmap_check.png)",
+    ]
+
+
+def _heatmap_limit(card: ModelCard, heatmaps: dict | None) -> list[str]:
+    if not heatmaps:
+        return []
+    return [
+        f"- The heatmap is coarse ({_grid(card)} cells) and much of it is the same for every "
+        "photo: read it as a rough picture of what the network used, often the skin around the "
+        "lesion, not as an outline of the lesion or a reason a clinician could check."
+    ]
+
+
+def render(
+    card: ModelCard,
+    report: dict[str, Any],
+    plots_dir: str,
+    ood: dict | None,
+    heatmaps: dict | None = None,
+) -> str:
+    """The model card as Markdown (``ood``, ``heatmaps``: the bench checks' JSON, if run)."""
     ham = report["ham10000_test"]
     mb = ham["malignant_vs_benign"]
     cal = ham["calibration"]
@@ -209,6 +245,7 @@ def render(card: ModelCard, report: dict[str, Any], plots_dir: str, ood: dict | 
             '## The "unknown" gate on photos that are not skin lesions',
             f"{ood['summary']}",
         ]
+    lines += _heatmaps(card, heatmaps, plots_dir)
     lines += [
         "",
         "## Limits",
@@ -228,6 +265,7 @@ def render(card: ModelCard, report: dict[str, Any], plots_dir: str, ood: dict | 
         _light_limit(card),
         '- The "unknown" gate catches images far from the training set; it is not a guarantee: '
         "a poor photo of a lesion can still get a confident answer.",
+        *_heatmap_limit(card, heatmaps),
         f"- Malignant means {', '.join(CLASS_NAMES[c] for c in sorted(MALIGNANT))}.",
         "- Not a medical device, not a diagnosis, not for clinical decisions.",
         "",
@@ -262,8 +300,20 @@ def _stages(card: ModelCard) -> list[str]:
     return lines
 
 
-def write(card_path: Path, report_path: Path, out: Path, plots_dir: str, ood_path: Path | None):
+def _optional_json(path: Path | None) -> dict | None:
+    return json.loads(Path(path).read_text()) if path and Path(path).is_file() else None
+
+
+def write(
+    card_path: Path,
+    report_path: Path,
+    out: Path,
+    plots_dir: str,
+    ood_path: Path | None,
+    heatmap_path: Path | None = None,
+) -> None:
+    """Render the model card to ``out`` from the card, the report and the bench checks' JSON."""
     card = ModelCard.load(card_path)
     report = json.loads(Path(report_path).read_text())
-    ood = json.loads(Path(ood_path).read_text()) if ood_path and Path(ood_path).is_file() else None
-    Path(out).write_text(render(card, report, plots_dir, ood))
+    heatmaps = _optional_json(heatmap_path)
+    Path(out).write_text(render(card, report, plots_dir, _optional_json(ood_path), heatmaps))

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--doc", help="also render the Markdown model card to this path")
     parser.add_argument("--ood-report", help="JSON from bench/ood_check.py --json to cite in --doc")
+    parser.add_argument(
+        "--heatmap-report", help="JSON from bench/heatmap_check.py --json to cite in --doc"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
         doc = Path(args.doc)
         plots = os.path.relpath(Path(args.out).resolve(), doc.resolve().parent)
         ood = Path(args.ood_report) if args.ood_report else None
-        write(resolve_paths(Path(args.model))[1], Path(args.out) / "report.json", doc, plots, ood)
+        heatmaps = Path(args.heatmap_report) if args.heatmap_report else None
+        card = resolve_paths(Path(args.model))[1]
+        write(card, Path(args.out) / "report.json", doc, plots, ood, heatmaps)
         print(f"model card written to {doc}")
     print(f"report and plots in {args.out}/")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -9,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never a display
 import matplotlib.pyplot as plt
 import numpy as np
+from PIL import Image
 from sklearn.metrics import roc_curve
 
 
@@ -84,3 +86,28 @@ def plot_training_curves(entries: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_heatmap_sheet(
+    examples: list[tuple[np.ndarray, np.ndarray | None, str]], path: Path, columns: int = 6
+) -> None:
+    """Photos with their heatmap blended in and the rough lesion outline in green.
+
+    ``examples``: (overlay RGB uint8, lesion mask or None for no outline, caption) per panel.
+    """
+    rows = max(1, -(-len(examples) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 1.95 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (overlay, mask, caption) in zip(axes.flat, examples, strict=False):
+        ax.imshow(overlay)
+        if mask is not None:
+            ax.contour(mask, levels=[0.5], colors="lime", linewidths=1.2)
+        ax.set_title(caption, fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    plt.close(fig)
+    # Photos make a large PNG: 256 colours keep it small enough to commit beside the card.
+    with Image.open(buffer) as image:
+        image.convert("RGB").quantize(colors=256).save(path, optimize=True)

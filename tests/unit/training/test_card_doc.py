@@ -50,7 +50,10 @@ def test_committed_model_card_matches_the_shipped_model_and_its_report() -> None
     card = ModelCard.load(repo / "models" / "skinscan-resnet50-v1.json")
     report = json.loads((repo / "docs" / "model" / "report.json").read_text())
     ood = json.loads((repo / "docs" / "model" / "ood_check.json").read_text())
-    assert render(card, report, "model", ood) == (repo / "docs" / "model-card.md").read_text()
+    heatmaps = json.loads((repo / "docs" / "model" / "heatmap_check.json").read_text())
+    assert heatmaps["model_version"] == card.version  # the check was run on the shipped model
+    rendered = render(card, report, "model", ood, heatmaps)
+    assert rendered == (repo / "docs" / "model-card.md").read_text()
 
 
 def test_the_card_says_how_the_engine_scored_the_test_part() -> None:
@@ -115,3 +118,16 @@ def test_the_card_reports_the_light_colour_check() -> None:
     text = " ".join(_light(ham))
     assert "from 0.90 to 1.10" in text and "10.7% of the verdicts change" in text
     assert "AUC 0.878" in text and '10.3% answered "unknown"' in text
+
+
+def test_the_card_says_where_the_heatmap_points_when_the_check_was_run() -> None:
+    from skinscan_training.card_doc import _heatmap_limit, _heatmaps
+
+    card = ModelCard(version="1.4.0", input_width=129, input_height=97)
+    assert _heatmaps(card, None, "model") == [] and _heatmap_limit(card, None) == []
+    lines = _heatmaps(card, {"summary": "On 9 of 10 images ..."}, "plots")
+    text = " ".join(lines)
+    assert "layer4's 5x4 grid" in text and "On 9 of 10 images ..." in text
+    assert "![heatmaps on validation images](plots/heatmap_check.png)" in lines
+    [limit] = _heatmap_limit(ModelCard(version="1.3.0"), {"summary": ""})
+    assert "coarse (4x3 cells)" in limit
