@@ -23,11 +23,7 @@ def main() -> None:
 
     from skinscan_engine import heatmap
     from skinscan_engine.engine import Engine, EngineConfig
-    from skinscan_training.heatmap_check import (
-        check_image,
-        lesion_outline,
-        summarize,
-    )
+    from skinscan_training.heatmap_check import check_image, lesion_outline, summarize
     from skinscan_training.plots import plot_heatmap_sheet
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -48,13 +44,13 @@ def main() -> None:
     predictions = engine.predict_prepared(prepared)
     checks, sheet = [], []
     for name, prep, pred in zip(ids, prepared, predictions, strict=True):
+        mask = lesion_outline(prep.pixels)
+        if mask is None:
+            continue  # no usable outline: the image counts among those scored only
         verdict = pred.result["verdict"]
-        found = check_image(name, verdict, prep.pixels, pred.cam)
-        if found is not None:
-            checks.append(found)
-        if len(sheet) < args.sheet_images and found is not None:
-            caption = f"{verdict}: {found.heatmap_share:.0%} on lesion"
-            mask = lesion_outline(prep.pixels)
+        checks.append(check_image(name, verdict, mask, pred.cam))
+        if len(sheet) < args.sheet_images:
+            caption = f"{verdict}: {checks[-1].heatmap_share:.0%} on lesion"
             sheet.append((heatmap.overlay(prep.pixels, pred.cam), mask, caption))
     cams = np.stack([p.cam for p in predictions])
     precision = "bf16" if engine.bf16 else "fp32"

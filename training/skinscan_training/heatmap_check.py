@@ -126,11 +126,8 @@ class ImageCheck:
     centre_peak: bool
 
 
-def check_image(name: str, verdict: str, pixels: np.ndarray, cam: np.ndarray) -> ImageCheck | None:
-    """Measure one image (the model's input pixels and its map); None without an outline."""
-    mask = lesion_outline(pixels)
-    if mask is None:
-        return None
+def check_image(name: str, verdict: str, mask: np.ndarray, cam: np.ndarray) -> ImageCheck:
+    """Measure one image's map against its lesion outline (:func:`lesion_outline`)."""
     share, peak = on_lesion(cam, mask)
     centre_share, centre_peak = on_lesion(centre_spot(*cam.shape), mask)
     return ImageCheck(name, verdict, float(mask.mean()), share, peak, centre_share, centre_peak)

@@ -107,11 +107,12 @@ def test_tilt_says_which_half_is_hotter() -> None:
 
 def test_check_image_compares_the_map_with_the_centre_spot() -> None:
     lesion = _ellipse(30, 40, 12, 16)  # up and left of the centre
-    pixels = _dermoscopy_like(lesion)
-    on_it = check_image("a", "benign", pixels, lesion.astype(np.float32))
-    assert on_it is not None
-    assert on_it.heatmap_peak and on_it.heatmap_share > on_it.centre_share
-    assert check_image("b", "benign", np.full((H, W, 3), 90, np.uint8), lesion * 1.0) is None
+    on_it = check_image("a", "benign", lesion, lesion.astype(np.float32))
+    assert on_it.heatmap_peak and on_it.heatmap_share == pytest.approx(1.0)
+    assert 0 < on_it.centre_share < 0.5 and on_it.lesion_area == pytest.approx(lesion.mean())
+    beside = check_image("b", "malignant", lesion, (~lesion).astype(np.float32))
+    assert not beside.heatmap_peak and beside.heatmap_share == 0.0
+    assert beside.centre_share == on_it.centre_share  # the baseline ignores the map
 
 
 def test_summarize_gives_figures_per_verdict_and_a_sentence() -> None:
