@@ -11,6 +11,7 @@ beat it. :func:`shared_pattern` measures how much of each map is the same for ev
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -80,12 +81,15 @@ def on_lesion(cam: np.ndarray, mask: np.ndarray) -> tuple[float, bool]:
     return share, bool(near[peak])
 
 
+@functools.cache  # one size per model: drawn once, not for every image
 def centre_spot(height: int, width: int) -> np.ndarray:
     """A Gaussian spot at the image's centre (sigma a quarter of each side): the baseline."""
     yy, xx = np.mgrid[0:height, 0:width]
-    return np.exp(
+    spot = np.exp(
         -(((yy - height / 2) / (height / 4)) ** 2 + ((xx - width / 2) / (width / 4)) ** 2) / 2
     )
+    spot.flags.writeable = False  # shared by every caller
+    return spot
 
 
 def shared_pattern(cams: np.ndarray) -> tuple[np.ndarray, float]:
