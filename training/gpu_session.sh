@@ -15,6 +15,8 @@
 # (seconds the whole command may take, 570), TRAIN_FLAGS (more `skinscan train` flags; default
 # "--colour-constancy --binary-weight 1 --balance-power 0", the recipe of the shipped 1.3.0,
 # run bp128n in docs/model/experiments.md; TRAIN_FLAGS= for none).
+# WIDTH=257 HEIGHT=193 (sides of 32k + 1) trains a network whose heatmaps do not lean: every
+# stride-2 layer then sees an odd input and pads both borders alike (runs s129, s129f).
 # A rehearsal here on the CPU: DEVICE=cpu LIMIT=300 (first 300 images) BENCH_SIZES=32x24
 # BENCH_STEPS=1 OUT=/tmp/out, then `unpack OUT RUN_DIR` (collect without touching git).
 set -euo pipefail
@@ -135,5 +137,5 @@ collect() {
 
 case ${1:-} in
   prepare | run | unpack | collect | restore) "$@" ;;
-  *) sed -n '2,17p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,19p' "$0" >&2; exit 2 ;;
 esac
