@@ -137,5 +137,5 @@ collect() {
 
 case ${1:-} in
   prepare | run | unpack | collect | restore) "$@" ;;
-  *) sed -n '2,19p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,/^[^#]/{/^#/p}' "$0" >&2; exit 2 ;;  # the header comment, however long
 esac
