@@ -116,7 +116,7 @@ export function heatmapViewer({ photoUrl, heatmapUrl, overlayUrl }) {
     h('p', { class: 'hint' },
       'Red and yellow areas influenced the answer most, blue areas least (Grad-CAM). The photo is shown framed the way the model saw it.'),
     h('p', { class: 'hint', 'data-testid': 'heatmap-caveat' },
-      'The map is coarse and partly the same for every photo, and it often lights up the skin around the spot: read it as a rough hint of what the model used, not as an outline of the spot.'),
+      'The map is coarse and partly the same for every photo; its brightest part is usually on the spot, but it spreads over the skin around it too: read it as a rough hint of what the model used, not as an outline of the spot.'),
     modes, stage, opacityRow,
     h('div', { class: 'legend', 'aria-hidden': 'true' }, h('span', { text: 'less' }), h('span', { class: 'legend-ramp' }), h('span', { text: 'more' })));
 

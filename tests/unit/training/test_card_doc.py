@@ -129,5 +129,32 @@ def test_the_card_says_where_the_heatmap_points_when_the_check_was_run() -> None
     text = " ".join(lines)
     assert "layer4's 5x4 grid" in text and "On 9 of 10 images ..." in text
     assert "![heatmaps on validation images](plots/heatmap_check.png)" in lines
-    [limit] = _heatmap_limit(ModelCard(version="1.3.0"), {"summary": ""})
+    assert "how the input size straightened them" in text  # no pattern measured: no lean
+
+
+def _found(peak: float, share: float, centre: float) -> dict:
+    return {
+        "heatmap_peak_on_lesion": peak,
+        "heatmap_share_on_lesion": share,
+        "centre_share_on_lesion": centre,
+    }
+
+
+def test_the_heatmap_limit_follows_the_measured_figures() -> None:
+    from skinscan_training.card_doc import _heatmap_limit, _heatmaps
+
+    leaning = {"summary": "", "pattern": {"left_minus_right": -0.22, "top_minus_bottom": -0.18}}
+    [limit] = _heatmap_limit(
+        ModelCard(version="1.3.0"), {**leaning, "all": _found(0.35, 0.23, 0.35)}
+    )
     assert "coarse (4x3 cells)" in limit
+    assert "on the lesion in 35% of validation images" in limit
+    assert "23% of its weight lies there (less than a fixed spot at the centre: 35%)" in limit
+    assert "Why the maps lean" in " ".join(_heatmaps(ModelCard(version="1.3.0"), leaning, "model"))
+
+    even = {"summary": "", "pattern": {"left_minus_right": -0.02, "top_minus_bottom": 0.02}}
+    card = ModelCard(version="1.4.0", input_width=129, input_height=97)
+    [limit] = _heatmap_limit(card, {**even, "all": _found(0.76, 0.40, 0.35)})
+    assert "coarse (5x4 cells)" in limit and "in 76% of validation images" in limit
+    assert "(at least as much as a fixed spot at the centre: 35%)" in limit
+    assert "earlier models leaned" in " ".join(_heatmaps(card, even, "model"))

@@ -133,8 +133,9 @@ def _images(pdf: FPDF, photo: io.BytesIO | None, overlay: io.BytesIO | None) -> 
         4,
         "Grad-CAM heatmap: red and yellow areas influenced the answer most, blue areas least. "
         "The overlay shows the photo framed (cropped) the way the model saw it. The map is "
-        "coarse and partly the same for every photo, and it often lights up the skin around the "
-        "spot: a rough hint of what the model used, not an outline of the spot.",
+        "coarse and partly the same for every photo; its brightest part is usually on the spot, "
+        "but it spreads over the skin around it too: a rough hint of what the model used, not an "
+        "outline of the spot.",
         **NEXT_LINE,
     )
     pdf.ln(2)
