@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 from _common import REPO, ham_paths, machine, model_path, timeit
 
 from skinscan_engine.engine import Engine, EngineConfig
@@ -70,9 +70,9 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.proc.stderr.read().decode()[-2000:]}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                if httpx2.get(f"{self.url}/health", timeout=2).status_code == 200:
                     return self
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 pass
             time.sleep(0.5)
         raise RuntimeError("server did not start")
@@ -85,7 +85,7 @@ class Server:
             self.proc.kill()
 
 
-def post(client: httpx.Client, url: str, data: bytes) -> float:
+def post(client: httpx2.Client, url: str, data: bytes) -> float:
     start = time.perf_counter()
     r = client.post(f"{url}/v1/predict", files={"image": ("x.jpg", data, "image/jpeg")})
     r.raise_for_status()
@@ -93,7 +93,7 @@ def post(client: httpx.Client, url: str, data: bytes) -> float:
 
 
 def latencies(url: str, images: list[bytes], n: int) -> list[float]:
-    with httpx.Client(timeout=120) as client:
+    with httpx2.Client(timeout=120) as client:
         return [post(client, url, images[i % len(images)]) for i in range(n)]
 
 
@@ -102,7 +102,7 @@ def throughput(url: str, images: list[bytes], clients: int, per_client: int) -> 
     errors: list[BaseException] = []
 
     def worker(k: int) -> None:
-        with httpx.Client(timeout=300) as client:
+        with httpx2.Client(timeout=300) as client:
             barrier.wait()
             try:
                 for i in range(per_client):
