@@ -14,6 +14,7 @@ from skinscan_engine.model import CLASS_NAMES, MALIGNANT
 from skinscan_engine.model_card import ModelCard
 
 from .config import TrainConfig
+from .heatmap_check import EVEN_WITHIN
 from .optim import OPTIMIZERS
 
 
@@ -123,15 +124,11 @@ def _heatmap_limit(card: ModelCard, heatmaps: dict | None) -> list[str]:
     ]
 
 
-# A mean map further than this (in units of the map's range) from even, either way, leans.
-LEAN_TOLERANCE = 0.05
-
-
 def _lean_note(heatmaps: dict) -> str:
     """Point to the experiments that explain the lean, or that took it away."""
     pattern = heatmaps.get("pattern", {})
     lean = max(abs(pattern.get("left_minus_right", 0)), abs(pattern.get("top_minus_bottom", 0)))
-    if lean > LEAN_TOLERANCE:
+    if lean >= EVEN_WITHIN:
         return "Why the maps lean, and the training change that should straighten them"
     return "Why the maps of earlier models leaned, and how the input size straightened them"
 

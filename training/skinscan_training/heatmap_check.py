@@ -24,6 +24,8 @@ USABLE_AREA = (0.02, 0.9)
 #: The peak counts as on the lesion within this many pixels of the outline (at 128x96, about
 #: the blur of the outline itself).
 PEAK_MARGIN_PX = 3
+#: A mean map whose halves differ by less than this (in units of its range) is even.
+EVEN_WITHIN = 0.05
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
@@ -149,8 +151,8 @@ def _figures(checks: Sequence[ImageCheck]) -> dict[str, float | int]:
 
 
 def _leaning(difference: float, first: str, second: str) -> str:
-    """How a mean map leans between two halves, in words ('even' within 0.05)."""
-    if abs(difference) < 0.05:
+    """How a mean map leans between two halves, in words ('even' within ``EVEN_WITHIN``)."""
+    if abs(difference) < EVEN_WITHIN:
         return f"even between {first} and {second}"
     low, high = (first, second) if difference < 0 else (second, first)
     return f"lower on the {low} than the {high} ({abs(difference):.2f} of the map's range)"
