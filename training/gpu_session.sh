@@ -13,8 +13,8 @@
 # its epochs to it), MAX_EPOCHS (default 60), BATCH (32), LR (2e-3), VERSION (1.4.0), WIDTH x
 # HEIGHT (200 x 150), DATA (shared/data/ham10000), WORK (scratch, /tmp/skinscan-gpu), DEADLINE
 # (seconds the whole command may take, 570), TRAIN_FLAGS (more `skinscan train` flags; default
-# "--colour-constancy --binary-weight 1 --balance-power 0", the recipe of the shipped 1.3.0,
-# run bp128n in docs/model/experiments.md; TRAIN_FLAGS= for none).
+# "--colour-constancy --binary-weight 1 --balance-power 0", the recipe of 1.3.0, run bp128n in
+# docs/model/experiments.md, which the shipped 1.4.0 continues at 129x97; TRAIN_FLAGS= for none).
 # WIDTH=257 HEIGHT=193 (sides of 32k + 1) trains a network whose heatmaps do not lean: every
 # stride-2 layer then sees an odd input and pads both borders alike (runs s129, s129f).
 # A rehearsal here on the CPU: DEVICE=cpu LIMIT=300 (first 300 images) BENCH_SIZES=32x24

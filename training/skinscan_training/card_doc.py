@@ -273,12 +273,11 @@ def render(
         "Merkel cell carcinoma, acral or mucosal lesions) are outside what it learned.",
         "- Trained from scratch (no pretrained weights) on the HAM10000 training part alone. "
         "Every run from scratch so far but one cut to 10 epochs (inputs from 64x48 to the "
-        "native 200x150, "
-        "twice the epochs, distillation, a malignant-vs-benign loss term, colour constancy, "
-        "another class mix in the batches, mixup, SGD) scored between 0.888 and 0.910 AUC on "
-        "validation "
-        "([experiments](model/experiments.md)): the limit looks like what a network learns "
-        "from scratch from so few images; a pretrained backbone would likely do better.",
+        "native 200x150, twice the epochs, distillation, a malignant-vs-benign loss term, colour "
+        "constancy, another class mix in the batches, mixup, SGD) scored between 0.888 and 0.910 "
+        "AUC on validation ([experiments](model/experiments.md)): the limit looks like what a "
+        "network learns from scratch from so few images; a pretrained backbone would likely do "
+        "better.",
         _light_limit(card),
         '- The "unknown" gate catches images far from the training set; it is not a guarantee: '
         "a poor photo of a lesion can still get a confident answer.",
