@@ -27,7 +27,8 @@ from skinscan_engine.engine import Engine, EngineConfig
 
 SERVER = (
     "import uvicorn; from skinscan.local_stack import create_app; "
-    "uvicorn.run(create_app(), host='127.0.0.1', port={port}, log_level='warning')"
+    "uvicorn.run(create_app(preload_model={preload}), host='127.0.0.1', port={port}, "
+    "log_level='warning')"
 )
 
 
@@ -40,7 +41,9 @@ def free_port() -> int:
 class Server:
     """The local stack in a child process, on 127.0.0.1 only."""
 
-    def __init__(self, model: Path, batch_size: int, wait_ms: float) -> None:
+    def __init__(
+        self, model: Path, batch_size: int = 16, wait_ms: float = 5.0, preload: bool = False
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data = tempfile.mkdtemp(prefix="skinscan-bench-serve-")
@@ -57,7 +60,7 @@ class Server:
             "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", SERVER.format(port=self.port)],
+            [sys.executable, "-c", SERVER.format(port=self.port, preload=preload)],
             env=env,
             cwd=REPO,
             stdout=subprocess.DEVNULL,

@@ -7,7 +7,8 @@ To plug a function in, add its module to :data:`FUNCTION_ROUTERS`; the module mu
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import text
 
 from skinscan import webapp
 from skinscan.local_events import dispatch_upload
+from skinscan.model_preload import ModelPreload
 from skinscan_common.api import install_middleware
 from skinscan_common.config import Settings, get_settings
 from skinscan_common.db import get_engine, migrate
@@ -82,7 +84,12 @@ def _local_routes(app: FastAPI) -> APIRouter:
             logger.exception("health: database unreachable")
             database = "unreachable"
         ok = database == "ok"
-        body = {"status": "ok" if ok else "degraded", "database": database}
+        # The model is reported, not required: sign-in, history and the web app work without it.
+        body = {
+            "status": "ok" if ok else "degraded",
+            "database": database,
+            "model": app.state.model_preload.status,
+        }
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @router.get(OBJECTS_ROUTE + "/{key:path}")
@@ -128,17 +135,36 @@ def _local_routes(app: FastAPI) -> APIRouter:
     return router
 
 
-def create_app(settings: Settings | None = None, *, apply_migrations: bool = True) -> FastAPI:
-    """One ASGI app with every function, migrations applied, local objects served."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    apply_migrations: bool = True,
+    preload_model: bool = False,
+) -> FastAPI:
+    """One ASGI app with every function, migrations applied, local objects served.
+
+    ``preload_model``: on start-up, load and warm the model in the background
+    (:mod:`skinscan.model_preload`) so that the first scan is as fast as the next.
+    """
     settings = settings or get_settings()
     if apply_migrations:
         migrate(settings.database_url)
+    preload = ModelPreload()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if preload_model:
+            preload.start(settings)
+        yield
+
     app = FastAPI(
         title="SkinScan (local stack)",
         version="1",
         description="Skin-lesion triage: every Lambda function of SkinScan in one app.",
+        lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.model_preload = preload
     app.state.upload_listeners: list[UploadListener] = [dispatch_upload]
     app.state.functions = []
     app.dependency_overrides[settings_dep] = lambda: settings
@@ -161,5 +187,6 @@ def mount_web(app: FastAPI, web_dir: Path = WEB_DIR) -> None:
 
 
 def app_factory() -> Any:
-    """For ``uvicorn --factory skinscan.local_stack:app_factory``."""
-    return create_app()
+    """``uvicorn --factory skinscan.local_stack:app_factory``: the app ``skinscan serve`` runs."""
+    settings = get_settings()
+    return create_app(settings, preload_model=settings.preload_model)

@@ -45,6 +45,10 @@ class LocalEndpointClient:
                     ) from exc
             return self._service
 
+    def warm_up(self) -> float:
+        """Load the model now and answer one synthetic photo; return the warm-up's seconds."""
+        return self.service.warm_up()
+
     @property
     def model_version(self) -> str:
         return self.service.engine.version

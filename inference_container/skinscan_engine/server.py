@@ -1,6 +1,8 @@
 """The inference container's HTTP server: the SageMaker contract on port 8080.
 
-``GET /ping`` answers 200 only once the model is loaded (503 before). ``POST /invocations``:
+``GET /ping`` answers 200 only once the model is loaded and has answered one synthetic photo
+(503 before), so the first real request does not pay the first forward pass's set-up.
+``POST /invocations``:
 
 * ``image/jpeg`` or ``image/png`` body -> the result JSON. The heatmap PNGs are added as
   base64 (``heatmap_png_base64``, ``overlay_png_base64``) when the caller asks with
@@ -113,8 +115,21 @@ def create_app(
 
     def _load() -> None:
         try:
-            state.service = loader()
-            logger.info("model loaded", extra={"model_version": state.service.engine.version})
+            service = loader()
+            try:
+                # Ready only once warm: SageMaker routes traffic as soon as /ping says 200.
+                seconds = service.warm_up()
+            except Exception:
+                service.close()
+                raise
+            state.service = service
+            logger.info(
+                "model loaded",
+                extra={
+                    "model_version": service.engine.version,
+                    "warm_up_ms": round(seconds * 1000, 1),
+                },
+            )
         except Exception as exc:  # /ping keeps answering 503 and says why
             state.error = f"{type(exc).__name__}: {exc}"
             logger.exception("model failed to load")

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     from skinscan.local_stack import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, preload_model=settings.preload_model)
     print(f"SkinScan local stack on http://{settings.host}:{settings.port}  (docs: /docs)")
     uvicorn.run(
         app,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import httpx2
@@ -38,3 +39,12 @@ def test_register_login_me(server: str) -> None:
         headers={"Authorization": f"Bearer {login.json()['access_token']}"},
     )
     assert me.status_code == 200 and me.json()["email"] == "e2e@example.com"
+
+
+def test_the_shipped_model_is_loaded_at_start(server: str) -> None:
+    # skinscan serve preloads by default: /health reports it, and no scan was needed for it.
+    deadline = time.monotonic() + 120
+    while (model := httpx2.get(f"{server}/health").json()["model"]) == "loading":
+        assert time.monotonic() < deadline, "the model was still loading after 120 s"
+        time.sleep(0.2)
+    assert model == "ready"

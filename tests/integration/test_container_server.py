@@ -76,6 +76,43 @@ def test_ping_is_503_until_the_model_is_loaded(service: ScoringService, settings
         assert ping.status_code == 200 and ping.json()["model_version"] == "test-random"
 
 
+def test_ping_waits_for_the_warm_up(service: ScoringService, settings: Settings) -> None:
+    release = threading.Event()
+    warmed: list[float] = []
+    real_warm_up = service.warm_up
+
+    def slow_warm_up() -> float:
+        release.wait(10)
+        warmed.append(real_warm_up())
+        return warmed[-1]
+
+    service.warm_up = slow_warm_up  # type: ignore[method-assign]
+    app: FastAPI = create_app(load=lambda: service, settings=settings, background_load=True)
+    with TestClient(app) as client:
+        # Loaded but not yet warm: not ready, so no traffic is routed to it.
+        assert client.get("/ping").status_code == 503
+        release.set()
+        for _ in range(200):
+            if client.get("/ping").status_code == 200:
+                break
+            threading.Event().wait(0.05)
+        assert client.get("/ping").status_code == 200
+    assert len(warmed) == 1 and warmed[0] > 0
+
+
+def test_ping_reports_a_failed_warm_up(service: ScoringService, settings: Settings) -> None:
+    def broken() -> float:
+        raise RuntimeError("cuDNN failed to initialise")
+
+    service.warm_up = broken  # type: ignore[method-assign]
+    with TestClient(
+        create_app(load=lambda: service, settings=settings, background_load=False)
+    ) as c:
+        r = c.get("/ping")
+        assert r.status_code == 503 and "cuDNN failed" in r.json()["error"]
+        assert _jpeg(c, samples.jpeg()).status_code == 503
+
+
 def test_ping_reports_a_failed_load(settings: Settings) -> None:
     def broken() -> ScoringService:
         raise FileNotFoundError("no model in /opt/ml/model")

@@ -26,7 +26,8 @@ def test_missing_function_module_is_skipped() -> None:
 
 def test_health(client: TestClient) -> None:
     r = client.get("/health")
-    assert r.status_code == 200 and r.json() == {"status": "ok", "database": "ok"}
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "database": "ok", "model": "off"}
 
 
 def test_create_app_migrates_a_new_database(tmp_path: Path) -> None:

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     endpoint_name: str = "skinscan-model"
     model_path: Path = Path("models")
     device: str = "cpu"
+    preload_model: bool = True  # skinscan serve: load and warm the model at start-up
 
     # Uploads and batch jobs (S3 events, SQS chunks; infra/template.yaml sets the queue).
     upload_claim_s: int = 120  # an upload event's claim outlives on_upload's 90 s timeout
