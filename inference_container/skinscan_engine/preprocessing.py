@@ -82,7 +82,11 @@ def decode_image(
     except UnidentifiedImageError as exc:
         raise ImageDecodeError("not_an_image", "The file is not an image we can read.") from exc
     except Image.DecompressionBombError as exc:
-        raise ImageDecodeError("too_many_pixels", str(exc)) from exc
+        # Pillow's own cap (far above ours) fired inside Image.open, before our check; its
+        # message names Pillow's limit, not ours, so say ours.
+        raise ImageDecodeError(
+            "too_many_pixels", f"The image has too many pixels; the limit is {max_pixels} pixels."
+        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(
             "corrupt", f"The image is truncated or corrupt ({exc.__class__.__name__})."

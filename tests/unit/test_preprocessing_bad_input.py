@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from skinscan_engine.engine import Engine
-from skinscan_engine.preprocessing import ImageDecodeError, decode_image
+from skinscan_engine.preprocessing import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from tests import image_samples as samples
 
 
@@ -17,14 +17,17 @@ from tests import image_samples as samples
         (samples.truncated_jpeg(), "corrupt"),
         (samples.text_as_jpg(), "not_an_image"),
         (samples.huge_png_header(), "too_many_pixels"),
+        (samples.huge_png_header(30_000, 30_000), "too_many_pixels"),
     ],
-    ids=["zero-bytes", "truncated-jpeg", "text-named-jpg", "100-megapixel-png"],
+    ids=["zero-bytes", "truncated-jpeg", "text-named-jpg", "100-megapixel-png", "900-megapixel"],
 )
 def test_unreadable_input_is_a_clear_error(data: bytes, code: str, engine: Engine) -> None:
     with pytest.raises(ImageDecodeError) as info:
         engine.prepare(data)
     assert info.value.code == code
     assert info.value.message
+    if code == "too_many_pixels":  # our limit, whichever check fired (not Pillow's wording)
+        assert f"the limit is {DEFAULT_MAX_PIXELS} pixels" in info.value.message
 
 
 def test_too_many_bytes() -> None:
