@@ -311,6 +311,40 @@ def test_unknown_answer_shows_what_unknown_means(page: Page, lesion_images: list
     screenshot(page, "11-result-unknown", full_page=True)
 
 
+def test_gateway_403_is_refreshed_like_a_401(page: Page, lesion_images: list[Path]) -> None:
+    """In AWS the gateway's authorizer answers an expired token with 403, not 401: the app
+    refreshes and retries on it too, instead of showing the person an error."""
+    sign_up(page)
+    upload(page, lesion_images[6])
+    wait_for_result(page)
+    refused: list[str] = []
+
+    def gateway(route: Route) -> None:
+        if not refused:  # the first listing: as if this token had just expired
+            refused.append(route.request.headers.get("authorization", ""))
+            route.fulfill(status=403, json={"message": "Forbidden"})
+        else:
+            route.continue_()
+
+    page.route(re.compile(r".*/v1/predictions(\?.*)?$"), gateway)
+    retried: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            retried.append(r.headers.get("authorization", ""))
+            if re.search(r"/v1/predictions(\?|$)", r.url)
+            else None
+        ),
+    )
+    with page.expect_response("**/v1/auth/refresh") as refresh:
+        page.get_by_role("link", name="History").click()
+    assert refresh.value.status == 200
+    expect(page.locator(".history-item")).to_have_count(1)
+    assert refused and refused[0].startswith("Bearer ")
+    assert len(retried) == 2 and retried[1] != retried[0]  # once more, with the new token
+    assert not page.errors, page.errors
+
+
 def test_expired_access_token_is_refreshed(page: Page, lesion_images: list[Path]) -> None:
     """The server's access tokens live ~1 s (+5 s leeway): after that, a call gets 401, the app
     rotates the refresh token and retries once, and the person notices nothing."""

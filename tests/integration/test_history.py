@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from skinscan_common.db import Prediction
 from skinscan_common.storage import ObjectStore
+
+
+def _b64(value: object) -> str:
+    """A cursor-shaped string: URL-safe base64 of JSON, as the API's own cursors are."""
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
 def _local_get(client: TestClient, url: str) -> Any:
@@ -56,9 +64,21 @@ def test_filter_by_verdict(client: TestClient, register: Any, make_prediction: A
     assert wrong.status_code == 422
 
 
-def test_bad_cursor(client: TestClient, register: Any) -> None:
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage",
+        _b64({"t": "2026-01-01T00:00:00+00:00", "id": 5}),
+        _b64({"t": 5, "id": "00000000-0000-0000-0000-000000000000"}),
+        _b64({"t": "2026-01-01T00:00:00", "id": "00000000-0000-0000-0000-000000000000"}),
+        _b64(["not", "an", "object"]),
+        _b64("text"),
+    ],
+    ids=["not-base64-json", "number-id", "number-time", "naive-time", "list", "string"],
+)
+def test_bad_cursor(client: TestClient, register: Any, cursor: str) -> None:
     ada = register()
-    r = client.get("/v1/predictions?cursor=garbage", headers=ada["headers"])
+    r = client.get("/v1/predictions", params={"cursor": cursor}, headers=ada["headers"])
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "invalid_cursor"
 

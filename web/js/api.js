@@ -75,7 +75,9 @@ export async function request(path, options = {}) {
   };
 
   let response = await attempt();
-  if (response.status === 401 && sentToken) {
+  // 401 from the app; 403 from API Gateway, whose authorizer answers an expired or revoked token
+  // with 403 (HTTP API authorizers cannot answer 401; docs/deploy.md, "Client contract").
+  if ((response.status === 401 || response.status === 403) && sentToken) {
     // The access token expired (or was revoked): rotate the refresh token, try once more. If
     // another request already refreshed meanwhile, its new token is simply used.
     if (auth.getAccessToken() === sentToken) await auth.refreshAccessToken();

@@ -42,7 +42,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         if created_at.tzinfo is None:
             raise ValueError("naive")
         return created_at, uuid.UUID(data["id"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        # AttributeError: uuid.UUID() given a number instead of a string.
         raise AppError("invalid cursor", code="invalid_cursor") from exc
 
 
