@@ -211,8 +211,9 @@ def test_text_file_named_jpg_gets_a_clear_message(page: Page, tmp_path: Path) ->
 def test_failed_upload_is_retried_without_picking_again(
     page: Page, lesion_images: list[Path]
 ) -> None:
-    """Offline, then busy (503 + Retry-After): each says so, "Try again" resends the same photo."""
-    failures = ["offline", "busy"]
+    """Offline, busy (503 + Retry-After), then the database down (503): each says so, and
+    "Try again" resends the same photo."""
+    failures = ["offline", "busy", "database"]
 
     def flaky(route: Route) -> None:
         if not failures:
@@ -222,10 +223,11 @@ def test_failed_upload_is_retried_without_picking_again(
         if kind == "offline":
             route.abort("internetdisconnected")
         else:
+            code = "service_unavailable" if kind == "busy" else "database_unavailable"
             route.fulfill(
                 status=503,
                 headers={"Retry-After": "3", "Content-Type": "application/json"},
-                body=json.dumps({"error": {"code": "service_unavailable", "message": "busy"}}),
+                body=json.dumps({"error": {"code": code, "message": "unavailable"}}),
             )
 
     sign_up(page)
@@ -239,6 +241,10 @@ def test_failed_upload_is_retried_without_picking_again(
     expect(alert).to_contain_text("SkinScan is busy")
     expect(alert).to_contain_text("in 3 seconds")
     screenshot(page, "10-error-busy")
+    alert.get_by_role("button", name="Try again").click()
+    expect(alert).to_contain_text("SkinScan is unavailable")
+    expect(alert).to_contain_text("can't reach its database")
+    expect(alert).to_contain_text("Nothing is lost")
     alert.get_by_role("button", name="Try again").click()
     assert wait_for_result(page) in VERDICT_LABELS
 

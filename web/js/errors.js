@@ -30,6 +30,13 @@ export function describeError(err) {
   }
   if (status === 429 || status === 503 || code === 'busy') {
     const wait = err.retryAfter ? ` in ${Math.ceil(err.retryAfter)} seconds` : ' in a moment';
+    if (code === 'database_unavailable') {
+      return {
+        title: 'SkinScan is unavailable',
+        message: `SkinScan's server can't reach its database right now. Nothing is lost: please try again${wait}.`,
+        retry: true,
+      };
+    }
     return {
       title: 'SkinScan is busy',
       message: `Too many requests right now. Nothing is lost: please try again${wait}.`,

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -131,6 +132,32 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return _validation_response(exc)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_unavailable(_request: Request, exc: DBAPIError) -> JSONResponse:
+        # Refused, unreachable, timed out or locked: trying again shortly can succeed, so 503
+        # with Retry-After (the web app then says "try again"), not an internal error.
+        logger.exception("database unavailable", extra={"error_type": type(exc.orig).__name__})
+        return error_response(
+            503,
+            "database_unavailable",
+            "the database is unavailable right now; please try again shortly",
+            {"Retry-After": "5"},
+        )
+
+    @app.exception_handler(TimeoutError)
+    @app.exception_handler(ConnectionError)
+    async def _peer_unavailable(_request: Request, exc: OSError) -> JSONResponse:
+        # Socket-level failures the database driver lets through unwrapped (pg8000 times out
+        # while connecting with a bare TimeoutError): the same answer, try again shortly.
+        logger.exception("a service did not answer", extra={"error_type": type(exc).__name__})
+        return error_response(
+            503,
+            "service_unavailable",
+            "a service SkinScan depends on did not answer; please try again shortly",
+            {"Retry-After": "5"},
+        )
 
     @app.exception_handler(Exception)
     async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:

@@ -17,6 +17,11 @@ from skinscan_common.cache import KeyedCache
 
 _engines: KeyedCache[Engine] = KeyedCache()
 
+# pg8000's socket timeout, for connecting and for every reply: a database that is unreachable or
+# silent fails a request within seconds, answered 503 (errors.py), instead of holding it until
+# the client or the Lambda timeout (29 s) gives up. Our queries answer in milliseconds.
+PG_SOCKET_TIMEOUT_S = 10.0
+
 
 def normalise_url(url: str) -> str:
     """Use the pure-Python pg8000 driver for any ``postgres(ql)://`` URL."""
@@ -65,6 +70,7 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         url = parsed.render_as_string(hide_password=False)
         if sslmode in ("require", "verify-full"):
             kwargs.setdefault("connect_args", {})["ssl_context"] = _ssl_context(sslmode)
+    kwargs.setdefault("connect_args", {}).setdefault("timeout", PG_SOCKET_TIMEOUT_S)
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 2)
     kwargs.setdefault("max_overflow", 3)
