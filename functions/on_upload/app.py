@@ -15,7 +15,7 @@ from typing import Any
 
 from skinscan_common.config import Settings, get_settings
 from skinscan_common.db import get_engine
-from skinscan_common.deps import endpoint_client
+from skinscan_common.deps import endpoint_client, object_store
 from skinscan_common.observability import logger
 from skinscan_common.s3events import parse_s3_event
 from skinscan_common.services.upload_events import UploadContext, handle_upload
@@ -26,6 +26,7 @@ def process(event: dict[str, Any], settings: Settings, invocation_id: str) -> di
     context = UploadContext(
         db=get_engine(settings.database_url),
         endpoint=endpoint_client(settings),
+        store=object_store(settings),
         max_bytes=settings.max_upload_bytes,
         claim_s=settings.upload_claim_s,
         invocation_id=invocation_id,

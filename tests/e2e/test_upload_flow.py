@@ -24,6 +24,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
+from functions.auth import app as auth_fn
 from functions.history import app as history_fn
 from functions.on_upload import app as on_upload_fn
 from functions.uploads import app as uploads_fn
@@ -204,7 +205,8 @@ def test_database_down_during_completion_then_the_retry_completes_the_row(cloud:
     sa_event.listen(db, "before_cursor_execute", drop_connections)
     context = _context()
     try:
-        with pytest.raises(EndpointError, match="500"):
+        # The container answers 503 (database unavailable): a failure to retry, not the photo's.
+        with pytest.raises(EndpointError, match="503"):
             on_upload_fn.handler(event, context)
     finally:
         sa_event.remove(db, "before_cursor_execute", drop_connections)
@@ -260,3 +262,66 @@ def test_events_that_are_not_uploads_are_ignored(cloud: Cloud) -> None:
         on_upload_fn.handler({"hello": "world"}, _context())
     with Session(get_engine(cloud.settings.database_url)) as session:
         assert session.scalars(select(UploadEvent)).all() == []
+
+
+def test_the_form_used_again_scores_the_photo_that_is_kept(cloud: Cloud) -> None:
+    """A presigned form stays valid for minutes: a second photo sent with it replaces the first
+    in the bucket, so the prediction is scored again rather than keep the first photo's answer."""
+    answer, first = _upload(cloud, PHOTOS[0])
+    key = answer["upload"]["key"]
+    assert on_upload_fn.handler(first, _context())["outcomes"] == {key: "scored"}
+    before = _row(cloud, answer["id"])
+    heatmap_before = cloud.s3().get_object(Bucket=cloud.bucket, Key=before.heatmap_key)
+
+    assert _post_form(answer, PHOTOS[5], "image/jpeg").status_code in (200, 204)
+    second = s3_event_for(cloud.moto, cloud.bucket, key)
+    assert second["Records"][0]["s3"]["object"]["eTag"] != before.source_etag
+    assert on_upload_fn.handler(second, _context())["outcomes"] == {key: "scored"}
+    after = _row(cloud, answer["id"])
+    assert after.status == "done"
+    assert after.source_etag == second["Records"][0]["s3"]["object"]["eTag"]
+    assert after.p_malignant != before.p_malignant  # the second photo's own answer
+    heatmap_after = cloud.s3().get_object(Bucket=cloud.bucket, Key=after.heatmap_key)
+    assert heatmap_after["Body"].read() != heatmap_before["Body"].read()
+    assert _invocations_for(cloud, key) == 2
+
+    # Late or repeated deliveries of either event change nothing and call no model.
+    assert on_upload_fn.handler(second, _context())["outcomes"] == {key: "duplicate"}
+    assert on_upload_fn.handler(first, _context())["outcomes"] == {key: "duplicate"}
+    assert _invocations_for(cloud, key) == 2
+    assert _row(cloud, answer["id"]).p_malignant == after.p_malignant
+
+
+def test_an_upload_after_its_account_was_deleted_is_not_kept(cloud: Cloud) -> None:
+    with session_factory(get_engine(cloud.settings.database_url))() as session:
+        _user, tokens = accounts.register(
+            session, cloud.settings, "gone@example.com", "a long passphrase!"
+        )
+        session.commit()
+    status, answer = _create_upload(cloud, tokens.access_token, content_type="image/jpeg")
+    assert status == 201
+    deleted = call_handler(
+        auth_fn.handler,
+        http_event(
+            "DELETE", "/v1/auth/me", headers={"authorization": f"Bearer {tokens.access_token}"}
+        ),
+    )
+    assert deleted[0] == 204
+    # The form outlives the account: the photo still arrives, and is deleted, not kept.
+    key = answer["upload"]["key"]
+    assert _post_form(answer, PHOTOS[1], "image/jpeg").status_code in (200, 204)
+    event = s3_event_for(cloud.moto, cloud.bucket, key)
+    assert on_upload_fn.handler(event, _context())["outcomes"] == {key: "discarded"}
+    listed = cloud.s3().list_objects_v2(Bucket=cloud.bucket, Prefix="uploads/")
+    assert [o["Key"] for o in listed.get("Contents", [])] == []
+    assert cloud.shim.calls == []
+
+
+def test_a_kept_photo_whose_row_is_not_there_yet_is_not_deleted(cloud: Cloud) -> None:
+    """``POST /v1/predict`` stores the photo, then commits its row: the S3 event can come first,
+    and that photo (its key has an extension) must survive it."""
+    key = f"uploads/{uuid.uuid4()}/{uuid.uuid4()}.jpg"
+    cloud.s3().put_object(Bucket=cloud.bucket, Key=key, Body=PHOTOS[2])
+    event = s3_event_for(cloud.moto, cloud.bucket, key)
+    assert on_upload_fn.handler(event, _context())["outcomes"] == {key: "ignored"}
+    assert cloud.s3().head_object(Bucket=cloud.bucket, Key=key)["ContentLength"] > 0

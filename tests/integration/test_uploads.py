@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from skinscan.local_stack import create_app
 from skinscan_common.config import Settings
 from skinscan_common.s3events import S3Object, object_created_event, parse_s3_event
-from skinscan_common.services.uploads import prediction_id_of
+from skinscan_common.services.uploads import is_form_upload_key, prediction_id_of
 from tests.engine_fixtures import ham_fixture_paths
 
 
@@ -37,6 +37,11 @@ def test_prediction_id_of_upload_keys() -> None:
         f"uploads/guest/{pid}/x",
     ):
         assert prediction_id_of(key) is None
+    # The form writes keys without an extension; POST /v1/predict keeps photos with one.
+    assert is_form_upload_key(f"uploads/guest/{pid}")
+    assert is_form_upload_key(f"uploads/{user}/{pid}")
+    assert not is_form_upload_key(f"uploads/{user}/{pid}.jpg")
+    assert not is_form_upload_key(f"uploads/someone/{pid}")
 
 
 def test_s3_event_round_trip() -> None:

@@ -108,10 +108,17 @@ def get_for_guest(
 def view(row: Prediction, store: ObjectStore, url_ttl_s: int) -> PredictionView:
     """The full answer for one prediction, with short-lived object URLs."""
     data: dict[str, Any] = PredictionSummary.model_validate(row).model_dump()
+    # Heatmaps belong to an answer: a prediction being scored again (its photo replaced) or
+    # failed may still name the last answer's files, which must not be shown with it.
+    answered = row.status == "done"
     urls = {
         "image_url": store.url(row.image_key, url_ttl_s) if row.image_key else None,
-        "heatmap_url": store.url(row.heatmap_key, url_ttl_s) if row.heatmap_key else None,
-        "overlay_url": store.url(row.overlay_key, url_ttl_s) if row.overlay_key else None,
+        "heatmap_url": (
+            store.url(row.heatmap_key, url_ttl_s) if answered and row.heatmap_key else None
+        ),
+        "overlay_url": (
+            store.url(row.overlay_key, url_ttl_s) if answered and row.overlay_key else None
+        ),
     }
     return PredictionView(
         **data,
@@ -181,6 +188,19 @@ def record_result(
     row.overlay_key = overlay_key or row.overlay_key
     row.error = None
     row.completed_at = utcnow()
+    return row
+
+
+def reopen(row: Prediction) -> Prediction:
+    """Back to ``pending`` with no answer, for a photo that must be scored again.
+
+    The heatmap keys stay (scoring writes the same keys again; deleting the row deletes them);
+    :func:`view` shows heatmaps only with a ``done`` answer.
+    """
+    row.status = "pending"
+    row.verdict = row.p_malignant = row.confidence = row.top_class = None
+    row.probabilities = row.ood_score = row.reason = row.model_version = None
+    row.error = row.completed_at = None
     return row
 
 

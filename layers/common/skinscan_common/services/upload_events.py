@@ -14,6 +14,13 @@ the prediction row itself. What happens when something goes wrong:
   scored again; ``done`` rows are answered as they are);
 * another invocation holds a live claim -> :class:`ScoringInFlightError`, so this delivery is
   retried later instead of being dropped (it then finds the event ``done``).
+
+Two uploads the product did not plan for, since a presigned form stays valid for minutes:
+
+* the form used again after its photo was scored (a new ETag for a ``done`` prediction) -> the
+  prediction is scored again, so the verdict and heatmap shown always belong to the photo kept;
+* the form used after its prediction or its owner's account was deleted -> the photo is
+  deleted, not kept without an owner.
 """
 
 from __future__ import annotations
@@ -33,9 +40,10 @@ from skinscan_common.errors import AppError
 from skinscan_common.observability import logger
 from skinscan_common.s3events import S3Object
 from skinscan_common.services import predictions
-from skinscan_common.services.uploads import prediction_id_of
+from skinscan_common.services.uploads import is_form_upload_key, prediction_id_of
+from skinscan_common.storage import ObjectStore
 
-Outcome = Literal["scored", "duplicate", "ignored", "rejected"]
+Outcome = Literal["scored", "duplicate", "ignored", "rejected", "discarded"]
 
 
 class ScoringInFlightError(RuntimeError):
@@ -48,6 +56,7 @@ class UploadContext:
 
     db: Engine
     endpoint: EndpointClient
+    store: ObjectStore
     max_bytes: int
     claim_s: int
     invocation_id: str
@@ -134,6 +143,15 @@ def _release_quietly(ctx: UploadContext, obj: S3Object, error: str) -> None:
         logger.exception("could not release the upload claim", extra={"key": obj.key})
 
 
+def _replaced_after_scoring(row: Prediction, obj: S3Object) -> bool:
+    """A ``done`` prediction whose photo object now holds other bytes (a new ETag).
+
+    ``source_etag`` is None until an upload event completed the row (``POST /v1/predict``'s
+    photos get it from their first event), so only a second version counts.
+    """
+    return row.status == "done" and row.source_etag not in (None, obj.etag)
+
+
 def _refusal(row: Prediction, obj: S3Object, max_bytes: int) -> str | None:
     if row.status == "done":
         return None
@@ -153,16 +171,25 @@ def handle_upload(obj: S3Object, ctx: UploadContext) -> Outcome:
         return "ignored"
     with session_scope(ctx.db) as session:
         row = session.get(Prediction, prediction_id)
+        if row is None and is_form_upload_key(obj.key):
+            ctx.store.delete(obj.key)
+            logger.info("upload for a deleted prediction, photo deleted", extra=log)
+            return "discarded"
         if row is None or row.image_key != obj.key:
             logger.warning("no prediction for this upload, ignored", extra=log)
             return "ignored"
-        refusal = _refusal(row, obj, ctx.max_bytes)
     claim = _claim(ctx, obj, prediction_id)
     if claim in ("done", "gone"):
         logger.info("duplicate upload event, already handled", extra=log)
         return "duplicate" if claim == "done" else "ignored"
     if claim == "in_flight":
         raise ScoringInFlightError(f"{obj.key} ({obj.etag}) is being scored by another invocation")
+    with session_scope(ctx.db) as session:
+        row = session.get(Prediction, prediction_id)
+        if row is not None and _replaced_after_scoring(row, obj):
+            predictions.reopen(row)
+            logger.info("photo replaced after it was scored; scoring it again", extra=log)
+        refusal = _refusal(row, obj, ctx.max_bytes) if row is not None else None
     if refusal is not None:
         _finish(ctx, obj, "done", refusal, failure=refusal)
         logger.info("upload refused", extra={**log, "reason": refusal})

@@ -72,6 +72,16 @@ def create_upload(
     return UploadTicket(row, post, types, max_bytes, guest_token)
 
 
+def is_form_upload_key(key: str) -> bool:
+    """A key the upload form writes (``uploads/{owner}/{prediction_id}``, no extension).
+
+    Its prediction row is committed before the form is handed out, so such an object without a
+    row belongs to a prediction (or account) deleted while the form was still valid. Photos that
+    ``POST /v1/predict`` keeps carry an extension and are written before their row.
+    """
+    return prediction_id_of(key) is not None and "." not in key.rsplit("/", 1)[-1]
+
+
 def prediction_id_of(key: str) -> uuid.UUID | None:
     """The prediction an ``uploads/{owner}/{prediction_id}[.ext]`` key belongs to, else None."""
     parts = key.split("/")
