@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from skinscan_common.db import User
+from skinscan_common.config import Settings
+from skinscan_common.db import User, get_engine, session_factory
+from skinscan_common.errors import AppError
+from skinscan_common.services import accounts
 
 
 def test_register_login_me(client: TestClient, register: Any) -> None:
@@ -76,6 +80,40 @@ def test_failed_logins_are_throttled(client: TestClient, register: Any) -> None:
     ghost = client.post("/v1/auth/login", json={"email": "ghost@example.com", "password": "x"})
     assert ghost.status_code == 429
     assert ghost.json()["error"] == locked.json()["error"]
+
+
+def test_parallel_guesses_cannot_pass_the_lockout(
+    client: TestClient, register: Any, settings: Settings
+) -> None:
+    """Guesses sent at once (or through many Lambda instances) each count: only the first
+    ``login_max_failures`` get their password checked, and none of the counts is lost."""
+    reg = register("ada@example.com")
+    guesses = 12
+    barrier = threading.Barrier(guesses)
+    outcomes: list[str] = []
+    factory = session_factory(get_engine(settings.database_url))
+
+    def guess(i: int) -> None:
+        with factory() as session:
+            barrier.wait()
+            try:
+                accounts.login(session, settings, "ada@example.com", f"guess {i}")
+                outcomes.append("200")
+            except AppError as exc:
+                outcomes.append(str(exc.status_code))
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(guesses)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["401"] * settings.login_max_failures + ["429"] * (
+        guesses - settings.login_max_failures
+    )
+    # Locked now, for the right password too.
+    creds = {"email": reg["user"]["email"], "password": reg["password"]}
+    right = client.post("/v1/auth/login", json=creds)
+    assert right.status_code == 429
 
 
 def test_success_resets_failures(client: TestClient, register: Any) -> None:

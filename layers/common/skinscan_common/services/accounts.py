@@ -109,7 +109,7 @@ def register(
 def login(session: Session, settings: Settings, email: str, password: str) -> TokenPair:
     """Tokens for valid credentials; the same 401 for unknown email and wrong password."""
     email = normalise_email(email)
-    wait = throttle.retry_after(session, email)
+    wait = throttle.begin_attempt(session, settings, email)  # counted (and committed) first
     if wait:
         raise TooManyRequestsError(
             "too many failed logins; try again later",
@@ -117,8 +117,6 @@ def login(session: Session, settings: Settings, email: str, password: str) -> To
         )
     user = session.scalar(select(User).where(User.email == email))
     if not verify_password(user.password_hash if user else None, password) or user is None:
-        throttle.record_failure(session, settings, email)
-        session.commit()  # the failure counts even though the request fails
         logger.info("login failed")
         _add_metric("LoginFailed")
         raise UnauthorizedError(INVALID_CREDENTIALS, code="invalid_credentials")

@@ -1,50 +1,84 @@
-"""Login throttling, stored in the database so every Lambda instance sees the same count."""
+"""Login throttling, stored in the database so every Lambda instance sees the same count.
+
+An attempt is counted *before* its password is checked, in one atomic statement committed at
+once: parallel requests (one client's, or many Lambda instances') each take a number, and only
+the first ``login_max_failures`` of a window get their password checked. A success forgets the
+count. Counting after the check, with a read and a write, let parallel guesses overwrite each
+other's counts and slip past the lockout.
+"""
 
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import timedelta
 
+from sqlalchemy import and_, case, literal, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from skinscan_common.config import Settings
 from skinscan_common.db.models import LoginAttempt, utcnow
+from skinscan_common.db.types import UTCDateTime
 from skinscan_common.security.tokens import hash_token
+
+_INSERTS = {"postgresql": pg_insert, "sqlite": sqlite_insert}
 
 
 def _key(email: str) -> str:
     return hash_token("login:" + email)
 
 
-def retry_after(session: Session, email: str) -> int:
-    """Seconds until ``email`` may try again; 0 when it is not locked."""
-    row = session.get(LoginAttempt, _key(email))
+def begin_attempt(session: Session, settings: Settings, email: str) -> int:
+    """Count one login attempt for ``email``; the seconds to wait if it is refused, else 0.
+
+    Commits the session: the count must stand whatever the attempt's outcome. The attempt that
+    reaches ``login_max_failures`` is still checked and sets the lockout; later ones are refused.
+    """
+    key, now = _key(email), utcnow()
+    insert = _INSERTS[session.get_bind().dialect.name]
+    session.execute(
+        insert(LoginAttempt)
+        .values(key_hash=key, failures=0, window_started_at=now)
+        .on_conflict_do_nothing(index_elements=["key_hash"])
+    )
+    # A window that ran out, or a lockout that ended, starts the count again.
+    fresh = or_(
+        LoginAttempt.window_started_at < now - timedelta(seconds=settings.login_window_s),
+        and_(LoginAttempt.locked_until.is_not(None), LoginAttempt.locked_until <= now),
+    )
+    count = case((fresh, 1), else_=LoginAttempt.failures + 1)
+    # Typed like the columns, so SQLite stores them in the columns' own (naive UTC) form.
+    started, lock_end = (
+        literal(value, UTCDateTime())
+        for value in (now, now + timedelta(seconds=settings.login_lockout_s))
+    )
+    counted = session.execute(
+        update(LoginAttempt)
+        .where(
+            LoginAttempt.key_hash == key,
+            or_(LoginAttempt.locked_until.is_(None), LoginAttempt.locked_until <= now),
+        )
+        .values(
+            failures=count,
+            window_started_at=case((fresh, started), else_=LoginAttempt.window_started_at),
+            locked_until=case((count >= settings.login_max_failures, lock_end), else_=None),
+        )
+        .returning(LoginAttempt.key_hash)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    session.commit()
+    if counted is not None:
+        return 0
+    # Not counted: locked (or, rarely, cleared by a success in between: then go on).
+    row = session.get(LoginAttempt, key, populate_existing=True)
     if row is None or row.locked_until is None:
         return 0
-    left = (row.locked_until - utcnow()).total_seconds()
-    return max(0, math.ceil(left))
-
-
-def record_failure(session: Session, settings: Settings, email: str) -> None:
-    """Count one failed login; lock after ``login_max_failures`` within the window."""
-    now: datetime = utcnow()
-    row = session.get(LoginAttempt, _key(email))
-    if row is None:
-        row = LoginAttempt(key_hash=_key(email), failures=0, window_started_at=now)
-        session.add(row)
-    window = timedelta(seconds=settings.login_window_s)
-    if now - row.window_started_at > window or (row.locked_until and row.locked_until <= now):
-        row.failures = 0
-        row.window_started_at = now
-        row.locked_until = None
-    row.failures += 1
-    if row.failures >= settings.login_max_failures:
-        row.locked_until = now + timedelta(seconds=settings.login_lockout_s)
-    session.flush()
+    return max(1, math.ceil((row.locked_until - utcnow()).total_seconds()))
 
 
 def clear(session: Session, email: str) -> None:
-    """Forget failures after a successful login."""
+    """Forget the attempts after a successful login."""
     row = session.get(LoginAttempt, _key(email))
     if row is not None:
         session.delete(row)
