@@ -7,6 +7,7 @@ import io
 import json
 import re
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,16 @@ def test_signed_in_flow_upload_result_history_pdf_delete(
     _assert_heatmap_drawn(page)
     expect(page.get_by_test_id("heatmap-caveat")).to_contain_text("not as an outline of the spot")
     screenshot(page, "04-result", full_page=True)
+
+    # Details: the closest diagnosis with its own probability, the first row of the table.
+    page.get_by_text("Details", exact=True).click()
+    top = page.locator("table.probs tbody tr").first
+    expect(page.locator("dl.facts")).to_contain_text(top.locator("th").inner_text())
+    top_p = page.locator("dl.facts dt", has_text="Probability of that diagnosis").locator("+ dd")
+    texts = (top_p.inner_text(), top.locator("td").inner_text())
+    shown, table = (float(t.rstrip("%")) for t in texts)
+    assert abs(shown - table) <= 0.5  # the same figure, rounded to whole percent
+    page.get_by_text("Details", exact=True).click()
 
     # Opacity slider drives the heatmap layer; side-by-side shows photo and overlay.
     page.get_by_label("Heatmap opacity").fill("100")
@@ -189,6 +200,25 @@ def test_guest_flow(page: Page, lesion_images: list[Path]) -> None:
     page.goto("/#/history")
     expect(_heading(page)).to_have_text("Welcome to SkinScan")
     expect(page.get_by_text("Please sign in to see that page.")).to_be_visible()
+    assert not page.errors, page.errors
+
+
+def test_refusals_are_said_in_plain_words(page: Page) -> None:
+    """What the API's validation refuses reaches a person in words they can act on, not the
+    validator's own (an email the browser accepts but the server does not; a cut-off link)."""
+    page.goto("/#/signup")
+    page.get_by_label("Email").fill("x@y")
+    page.get_by_label("Password").fill("correct horse battery staple")
+    page.get_by_role("button", name="Create account").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("Enter a valid email address, like name@example.com.")
+    expect(alert).not_to_contain_text("invalid request")
+    page.get_by_role("button", name="Create account").click()  # the form still works
+
+    sign_up(page)
+    page.goto("/#/result/not-a-real-id")
+    expect(page.get_by_text("This result does not exist or was deleted.")).to_be_visible()
+    expect(page.locator("body")).not_to_contain_text("valid UUID")
     assert not page.errors, page.errors
 
 
@@ -348,6 +378,68 @@ def test_gateway_403_is_refreshed_like_a_401(page: Page, lesion_images: list[Pat
     expect(page.locator(".history-item")).to_have_count(1)
     assert refused and refused[0].startswith("Bearer ")
     assert len(retried) == 2 and retried[1] != retried[0]  # once more, with the new token
+    assert not page.errors, page.errors
+
+
+def _listed(verdict: str, count: int) -> dict:
+    """A history page of ``count`` made-up results with ``verdict``."""
+    items = [
+        {
+            "id": str(uuid.uuid4()),
+            "status": "done",
+            "verdict": verdict,
+            "p_malignant": 0.5,
+            "created_at": "2026-12-07T10:00:00Z",
+        }
+        for _ in range(count)
+    ]
+    return {"items": items, "next_cursor": None}
+
+
+def test_a_slow_answer_for_an_old_filter_is_dropped(page: Page) -> None:
+    """Change the filter twice quickly: only the last choice's results are listed, even when
+    the first choice's answer arrives last."""
+    sign_up(page)
+    held: list[Route] = []
+
+    def listing(route: Route) -> None:
+        if "verdict=malignant" in route.request.url:
+            held.append(route)  # answered later, after the newer filter's answer
+        elif "verdict=unknown" in route.request.url:
+            route.fulfill(json=_listed("unknown", 1))
+        else:
+            route.continue_()
+
+    page.route(re.compile(r".*/v1/predictions\?.*"), listing)
+    page.get_by_role("link", name="History").click()
+    expect(page.get_by_text("No results yet.")).to_be_visible()
+    page.select_option("#history-filter", "malignant")
+    while not held:
+        page.wait_for_timeout(50)
+    page.select_option("#history-filter", "unknown")
+    expect(page.locator(".history-item")).to_have_count(1)
+    held[0].fulfill(json=_listed("malignant", 3))
+    page.wait_for_timeout(500)  # the stale answer has arrived: it must change nothing
+    expect(page.locator(".history-item")).to_have_count(1)
+    assert page.locator(".history-item").get_attribute("data-verdict") == "unknown"
+    assert not page.errors, page.errors
+
+
+def test_signed_in_people_skip_sign_in_and_are_told_when_the_session_ends(page: Page) -> None:
+    sign_up(page)
+    # Back to the sign-in screen (e.g. with Back): a signed-in person goes home instead, so
+    # "Continue as guest" there cannot leave a live session behind.
+    page.goto("/#/signin")
+    expect(_heading(page)).to_have_text("Check a skin spot")
+    page.get_by_role("link", name="History").click()
+    expect(page.get_by_text("No results yet.")).to_be_visible()
+    # The session ends while the list is open (the refresh token was revoked elsewhere): the
+    # next filter change says so on the sign-in screen.
+    page.route("**/v1/auth/refresh", lambda route: route.fulfill(status=401, json={}))
+    time.sleep(ACCESS_TOKEN_TTL_S + TOKEN_LEEWAY_S + 1.5)
+    page.select_option("#history-filter", "benign")
+    expect(_heading(page)).to_have_text("Welcome to SkinScan")
+    expect(page.get_by_role("status").filter(has_text="session has ended")).to_be_visible()
     assert not page.errors, page.errors
 
 

@@ -4,29 +4,32 @@
 import * as auth from './auth.js';
 
 export class ApiError extends Error {
-  constructor(status, code, message, { retryAfter = null } = {}) {
+  constructor(status, code, message, { retryAfter = null, details = [] } = {}) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.retryAfter = retryAfter;
+    this.details = details; // validation errors: [{field, message}]
   }
 }
 
 async function errorFrom(response) {
   let code = `http_${response.status}`;
   let message = response.statusText || 'Request failed';
+  let details = [];
   try {
     const body = await response.json();
     if (body && body.error) {
       code = body.error.code || code;
       message = body.error.message || message;
+      details = Array.isArray(body.error.details) ? body.error.details : [];
     }
   } catch {
     // Not JSON (a proxy's error page, say): keep the status line.
   }
   const retryAfter = Number(response.headers.get('Retry-After')) || null;
-  return new ApiError(response.status, code, message, { retryAfter });
+  return new ApiError(response.status, code, message, { retryAfter, details });
 }
 
 async function send(path, { method, headers, body, signal }) {

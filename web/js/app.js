@@ -56,6 +56,10 @@ async function render() {
     location.replace(`#/${defaultScreen()}`);
     return;
   }
+  if (screen.access === 'signed-out' && auth.mode() === 'user') {
+    location.replace('#/home');
+    return;
+  }
   if (!allowed(screen)) {
     if (screen.access === 'user') state.flash = state.flash || 'Please sign in to see that page.';
     location.replace('#/signin');

@@ -11,6 +11,26 @@ const IMAGE_PROBLEMS = {
   unsupported_media_type: "This file type isn't supported. Choose a JPEG or PNG picture.",
 };
 
+// What a person can do about a field the API refused (its own words are for developers).
+const FIELD_PROBLEMS = {
+  email: 'Enter a valid email address, like name@example.com.',
+  password: 'This password is too long. Choose a shorter one.',
+};
+
+function validationProblem(err) {
+  const fields = (err.details || []).map((d) => String(d.field || ''));
+  // An id in the address that is not an id at all (a cut-off link): nothing to find there.
+  if (fields.some((f) => f.startsWith('path.'))) {
+    return { title: 'Not found', message: 'This result does not exist or was deleted.', retry: false };
+  }
+  const known = fields.map((f) => FIELD_PROBLEMS[f.split('.').pop()]).find(Boolean);
+  return {
+    title: 'Please check',
+    message: known || 'Something in this form could not be accepted. Please check it and try again.',
+    retry: false,
+  };
+}
+
 export function describeError(err) {
   const code = err?.code || 'unknown';
   const status = err?.status ?? 0;
@@ -46,6 +66,7 @@ export function describeError(err) {
   if (status === 413) {
     return { title: "This photo can't be checked", message: IMAGE_PROBLEMS.too_large, retry: false, badFile: true };
   }
+  if (code === 'validation_error') return validationProblem(err);
   if (status === 404) {
     return { title: 'Not found', message: 'This result does not exist or was deleted.', retry: false };
   }

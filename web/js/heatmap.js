@@ -54,8 +54,9 @@ export function framePhoto(img, targetW, targetH, maxWidth = 768) {
   ctx.scale(scale, scale);
   ctx.translate(-(w - cropW) / 2, -(hgt - cropH) / 2);
   if (rotate) {
-    // PIL's ROTATE_90 is counter-clockwise: source (x, y) lands at (y, W - x).
-    ctx.translate(0, w);
+    // PIL's ROTATE_90 is counter-clockwise: source (x, y) lands at (y, W - x), where W, the
+    // source's width, is the turned frame's height (hgt after the swap above).
+    ctx.translate(0, hgt);
     ctx.rotate(-Math.PI / 2);
   }
   ctx.drawImage(img, 0, 0);

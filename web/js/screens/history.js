@@ -3,7 +3,7 @@
 import * as api from '../api.js';
 import { VERDICTS, errorCard, verdictBadge } from '../components.js';
 import { announce, append, formatDate, h, percent, replace } from '../dom.js';
-import { takeFlash } from '../state.js';
+import { state, takeFlash } from '../state.js';
 import { deleteButton } from './result.js';
 
 export const title = 'History';
@@ -69,6 +69,9 @@ export async function render(view, _params, { go }) {
   const status = h('div', { class: 'feedback' });
   const more = h('button', { type: 'button', class: 'button block', hidden: true }, 'Load more');
   let cursor = null;
+  // Each load takes a number; an answer that comes back after a newer load started (the filter
+  // changed again, or changed during "Load more") is dropped, so rows never mix or repeat.
+  let generation = 0;
 
   const updateEmpty = () => {
     if (list.children.length === 0) {
@@ -79,11 +82,13 @@ export async function render(view, _params, { go }) {
   };
 
   async function loadPage(reset) {
+    const mine = ++generation;
     if (reset) { list.replaceChildren(); cursor = null; }
     more.disabled = true;
     replace(status, h('p', { class: 'hint', role: 'status' }, 'Loading…'));
     try {
       const page = await api.listPredictions({ cursor, verdict: filter.value, limit: PAGE });
+      if (mine !== generation) return;
       replace(status);
       const jobs = page.items.map((item) => {
         const { li, img } = row(item, () => { announce('Result deleted'); updateEmpty(); });
@@ -95,15 +100,20 @@ export async function render(view, _params, { go }) {
       updateEmpty();
       loadThumbnails(jobs);
     } catch (err) {
+      if (mine !== generation) return;
       if (err.code === 'session_ended') throw err;
       replace(status, errorCard(err, { onRetry: () => loadPage(reset) }));
     } finally {
-      more.disabled = false;
+      if (mine === generation) more.disabled = false;
     }
   }
 
-  filter.addEventListener('change', () => loadPage(true).catch(() => go('#/signin')));
-  more.addEventListener('click', () => loadPage(false).catch(() => go('#/signin')));
+  const signInAgain = (err) => {
+    state.flash = err?.message || 'Please sign in again.';
+    go('#/signin');
+  };
+  filter.addEventListener('change', () => loadPage(true).catch(signInAgain));
+  more.addEventListener('click', () => loadPage(false).catch(signInAgain));
 
   append(view,
     h('h1', { text: 'Your results' }),

@@ -44,11 +44,13 @@ function explanation(r) {
 
 function details(r) {
   const probs = Object.entries(r.probabilities || {}).sort((a, b) => b[1] - a[1]);
+  const topP = r.top_class ? r.probabilities?.[r.top_class] : undefined;
   return h('details', { class: 'card' },
     h('summary', {}, 'Details'),
     h('dl', { class: 'facts' },
       r.top_class && [h('dt', { text: 'Most similar to' }), h('dd', { text: CLASS_NAMES[r.top_class] || r.top_class })],
-      r.confidence !== undefined && r.confidence !== null && [h('dt', { text: 'Confidence in that class' }), h('dd', { text: percent(r.confidence) })],
+      // The top class's own probability: `confidence` is that of the benign/malignant call.
+      topP !== undefined && [h('dt', { text: 'Probability of that diagnosis' }), h('dd', { text: percent(topP) })],
       r.model_version && [h('dt', { text: 'Model version' }), h('dd', { text: r.model_version })],
       r.created_at && [h('dt', { text: 'Date' }), h('dd', { text: formatDate(r.created_at) })]),
     probs.length > 0 && h('table', { class: 'probs' },

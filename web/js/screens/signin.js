@@ -7,7 +7,9 @@ import { announce, append, h } from '../dom.js';
 import { takeFlash } from '../state.js';
 
 export const title = 'Sign in';
-export const access = 'any';
+// Signed-in people go home instead (e.g. after Back): signing in again here would leave the
+// current session alive on the server while this device forgot it.
+export const access = 'signed-out';
 
 export function render(view, _params, { go }) {
   const email = field({ label: 'Email', name: 'email', type: 'email', autocomplete: 'username' });

@@ -6,7 +6,9 @@ import { field, formError } from '../components.js';
 import { announce, append, h } from '../dom.js';
 
 export const title = 'Create an account';
-export const access = 'any';
+// Signed-in people go home instead (e.g. after Back): signing in again here would leave the
+// current session alive on the server while this device forgot it.
+export const access = 'signed-out';
 
 const MIN_PASSWORD = 10;
 

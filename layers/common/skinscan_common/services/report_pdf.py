@@ -215,12 +215,11 @@ def render_report(
 
     pdf.set_text_color(20, 20, 20)
     pdf.set_font("Helvetica", size=10)
+    # The top class's own probability (``confidence`` is that of the benign/malignant call).
+    top_p = (prediction.probabilities or {}).get(prediction.top_class or "")
     facts = [
         ("Most similar to", CLASS_NAMES.get(prediction.top_class or "", prediction.top_class)),
-        (
-            "Confidence in that class",
-            f"{prediction.confidence * 100:.0f}%" if prediction.confidence is not None else None,
-        ),
+        ("Probability of that diagnosis", f"{top_p * 100:.0f}%" if top_p is not None else None),
         ("Model version", prediction.model_version),
         ("Report generated", _when(generated_at or datetime.now(UTC))),
     ]
