@@ -229,7 +229,13 @@ def test_non_image_is_refused_with_clear_errors(cloud: Cloud) -> None:
     assert row.status == "failed" and "not an image" in (row.error or "")
     with session_factory(get_engine(cloud.settings.database_url))() as session:
         claim = session.scalars(select(UploadEvent)).one()
-        assert claim.status == "failed" and claim.prediction_id == row.id
+        assert claim.status == "done" and claim.prediction_id == row.id
+    # A duplicate delivery of the same event does not ask the model again.
+    calls = len(cloud.shim.calls)
+    assert on_upload_fn.handler(event, _context())["outcomes"] == {
+        answer["upload"]["key"]: "duplicate"
+    }
+    assert len(cloud.shim.calls) == calls
 
 
 def test_oversized_upload_is_refused_with_a_clear_error(cloud: Cloud) -> None:

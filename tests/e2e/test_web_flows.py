@@ -91,6 +91,10 @@ def test_signed_in_flow_upload_result_history_pdf_delete(
     texts = (top_p.inner_text(), top.locator("td").inner_text())
     shown, table = (float(t.rstrip("%")) for t in texts)
     assert abs(shown - table) <= 0.5  # the same figure, rounded to whole percent
+    # The model's own terms are in Details, not in the verdict a person reads first.
+    expect(page.locator("section.verdict")).not_to_contain_text("p_malignant")
+    if verdict != "unknown":
+        expect(page.locator("dl.facts")).to_contain_text("How the model decided")
     page.get_by_text("Details", exact=True).click()
 
     # Opacity slider drives the heatmap layer; side-by-side shows photo and overlay.
@@ -121,6 +125,9 @@ def test_signed_in_flow_upload_result_history_pdf_delete(
     expect(items).to_have_count(1)
     expect(items.first).to_have_attribute("data-verdict", verdict)
     expect(items.first.locator("time")).not_to_be_empty()
+    # Each row's Delete button says which result it deletes (screen readers list them all).
+    named = re.compile(r"^Delete the result of \d")
+    expect(items.first.get_by_role("button", name=named)).to_be_visible()
     page.wait_for_function(
         "() => { const i = document.querySelector('.history-item .thumb');"
         " return i && i.complete && i.naturalWidth > 0; }"

@@ -55,7 +55,7 @@ function row(item, onDeleted) {
     deleteButton(item.id, feedback, () => {
       li.remove();
       onDeleted();
-    }),
+    }, 'Delete', `Delete the result of ${formatDate(item.created_at)}`),
     feedback);
   return { li, img };
 }

@@ -35,9 +35,8 @@ function explanation(r) {
         'This photo is too different (it may not show skin, or be blurred, too far away, or badly lit), ',
         'so any benign or malignant answer would be a guess. It says nothing about whether a spot is harmless.'),
       r.reason && h('p', { class: 'hint' }, `Why: ${r.reason}`)));
-  } else if (r.reason) {
-    items.push(h('p', { class: 'hint', text: r.reason }));
   }
+  // The model's own terms (p_malignant against the threshold) stay in Details.
   items.push(h('p', { class: 'verdict-advice', text: info.advice }));
   return items;
 }
@@ -51,6 +50,7 @@ function details(r) {
       r.top_class && [h('dt', { text: 'Most similar to' }), h('dd', { text: CLASS_NAMES[r.top_class] || r.top_class })],
       // The top class's own probability: `confidence` is that of the benign/malignant call.
       topP !== undefined && [h('dt', { text: 'Probability of that diagnosis' }), h('dd', { text: percent(topP) })],
+      r.reason && r.verdict !== 'unknown' && [h('dt', { text: 'How the model decided' }), h('dd', { text: r.reason })],
       r.model_version && [h('dt', { text: 'Model version' }), h('dd', { text: r.model_version })],
       r.created_at && [h('dt', { text: 'Date' }), h('dd', { text: formatDate(r.created_at) })]),
     probs.length > 0 && h('table', { class: 'probs' },
@@ -97,9 +97,12 @@ function actions(r, { go }) {
 }
 
 /** "Delete" that asks once more inline (no modal dialog to trap focus). */
-export function deleteButton(id, feedback, onDeleted, label = 'Delete') {
+/** `name`: the button's accessible name where several sit side by side (a history list). */
+export function deleteButton(id, feedback, onDeleted, label = 'Delete', name = null) {
   const wrap = h('span', { class: 'confirm' });
-  const ask = h('button', { type: 'button', class: 'button danger', dataset: { action: 'delete' } }, label);
+  const ask = h('button', {
+    type: 'button', class: 'button danger', dataset: { action: 'delete' }, ...(name ? { 'aria-label': name } : {}),
+  }, label);
   const yes = h('button', { type: 'button', class: 'button danger', dataset: { action: 'confirm-delete' } }, 'Yes, delete');
   const no = h('button', { type: 'button', class: 'button' }, 'Cancel');
   const question = h('span', { class: 'confirm-question', role: 'group', 'aria-label': 'Confirm deletion' },

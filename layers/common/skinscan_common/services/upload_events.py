@@ -199,7 +199,9 @@ def handle_upload(obj: S3Object, ctx: UploadContext) -> Outcome:
     except (EndpointError, AppError) as exc:
         reason = exc.message if isinstance(exc, AppError) else str(exc)
         permanent = exc.status_code < 500 if isinstance(exc, AppError) else exc.permanent
-        _finish(ctx, obj, "failed", reason, failure=reason)
+        # A refusal for what the photo is stands: its event is done, so a duplicate delivery
+        # does not call the model again. Anything else may succeed on a retry.
+        _finish(ctx, obj, "done" if permanent else "failed", reason, failure=reason)
         if permanent:
             logger.info("upload refused by the model", extra={**log, "reason": reason})
             return "rejected"
