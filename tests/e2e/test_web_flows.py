@@ -235,6 +235,8 @@ def test_text_file_named_jpg_gets_a_clear_message(page: Page, tmp_path: Path) ->
     page.goto("/")
     page.get_by_role("button", name="Continue as guest").click()
     page.locator("#photo-file").set_input_files(str(fake))
+    expect(page.get_by_text("No preview: this file may not be a photo.")).to_be_visible()
+    expect(page.locator(".preview-img")).to_have_count(0)  # no broken-image icon
     page.get_by_role("button", name="Check this photo").click()
     alert = page.get_by_role("alert")
     expect(alert).to_contain_text("This photo can't be checked")

@@ -34,9 +34,12 @@ export function render(view, _params, { go }) {
       checkButton.disabled = true;
       return;
     }
-    replace(preview,
-      h('img', { src: state.pendingUrl, alt: 'The photo you chose', class: 'preview-img' }),
-      h('p', { class: 'hint' }, `${file.name || 'Photo'} · ${fileSize(file.size)}`));
+    const img = h('img', { src: state.pendingUrl, alt: 'The photo you chose', class: 'preview-img' });
+    // Not a picture the browser can show: say so instead of a broken-image icon (the server
+    // still gets to decide, and says why if it refuses).
+    img.addEventListener('error', () => img.replaceWith(
+      h('p', { class: 'hint preview-missing' }, 'No preview: this file may not be a photo.')));
+    replace(preview, img, h('p', { class: 'hint' }, `${file.name || 'Photo'} · ${fileSize(file.size)}`));
     checkButton.disabled = false;
   }
 
