@@ -23,8 +23,10 @@ from .serving import ScoringService
 class LocalEndpointClient:
     """Loads the model once (``settings.model_path``) and scores through a micro-batcher.
 
-    The model loads on first use, so the local stack starts (and serves everything else)
-    before a model is exported; until then predictions raise :class:`EndpointError`.
+    The model loads on first use (or at start-up through :meth:`warm_up`, which ``skinscan
+    serve`` calls in the background: ``skinscan.model_preload``), so the local stack starts and
+    serves everything else before a model is exported; until then predictions raise
+    :class:`EndpointError`.
     """
 
     def __init__(self, settings: Settings | None = None, service: ScoringService | None = None):
