@@ -93,8 +93,7 @@ def test_signed_in_flow_upload_result_history_pdf_delete(
     assert abs(shown - table) <= 0.5  # the same figure, rounded to whole percent
     # The model's own terms are in Details, not in the verdict a person reads first.
     expect(page.locator("section.verdict")).not_to_contain_text("p_malignant")
-    if verdict != "unknown":
-        expect(page.locator("dl.facts")).to_contain_text("How the model decided")
+    expect(page.locator("dl.facts")).to_contain_text("How the model decided")
     page.get_by_text("Details", exact=True).click()
 
     # Opacity slider drives the heatmap layer; side-by-side shows photo and overlay.
@@ -350,10 +349,13 @@ def test_unknown_answer_shows_what_unknown_means(page: Page, lesion_images: list
     explanation = page.get_by_test_id("unknown-explanation")
     expect(explanation).to_be_visible()
     expect(explanation).to_contain_text('What "unknown" means')
-    expect(explanation).to_contain_text("far from every skin lesion seen in training")
     expect(page.get_by_role("meter")).to_have_count(0)
     expect(page.locator("section.verdict")).to_contain_text("not recognised as a skin lesion")
     screenshot(page, "11-result-unknown", full_page=True)
+    # The model's own reason is in Details; the card speaks plainly.
+    expect(explanation).not_to_contain_text("far from every skin lesion seen in training")
+    page.get_by_text("Details", exact=True).click()
+    expect(page.locator("dl.facts")).to_contain_text("far from every skin lesion seen in training")
 
 
 def test_gateway_403_is_refreshed_like_a_401(page: Page, lesion_images: list[Path]) -> None:

@@ -33,10 +33,9 @@ function explanation(r) {
       h('p', {},
         'SkinScan only answers for photos that resemble the skin-lesion close-ups it learned from. ',
         'This photo is too different (it may not show skin, or be blurred, too far away, or badly lit), ',
-        'so any benign or malignant answer would be a guess. It says nothing about whether a spot is harmless.'),
-      r.reason && h('p', { class: 'hint' }, `Why: ${r.reason}`)));
+        'so any benign or malignant answer would be a guess. It says nothing about whether a spot is harmless.')));
   }
-  // The model's own terms (p_malignant against the threshold) stay in Details.
+  // The model's own terms (its scores against its thresholds) stay in Details.
   items.push(h('p', { class: 'verdict-advice', text: info.advice }));
   return items;
 }
@@ -50,7 +49,7 @@ function details(r) {
       r.top_class && [h('dt', { text: 'Most similar to' }), h('dd', { text: CLASS_NAMES[r.top_class] || r.top_class })],
       // The top class's own probability: `confidence` is that of the benign/malignant call.
       topP !== undefined && [h('dt', { text: 'Probability of that diagnosis' }), h('dd', { text: percent(topP) })],
-      r.reason && r.verdict !== 'unknown' && [h('dt', { text: 'How the model decided' }), h('dd', { text: r.reason })],
+      r.reason && [h('dt', { text: 'How the model decided' }), h('dd', { text: r.reason })],
       r.model_version && [h('dt', { text: 'Model version' }), h('dd', { text: r.model_version })],
       r.created_at && [h('dt', { text: 'Date' }), h('dd', { text: formatDate(r.created_at) })]),
     probs.length > 0 && h('table', { class: 'probs' },
