@@ -115,8 +115,8 @@ class ScoringService:
         """Answer one synthetic photo end to end; return the seconds it took.
 
         The first answer of a fresh process pays for kernel selection, the batcher's thread
-        and the PNG encoder (several seconds on a GPU with cuDNN autotuning); servers pay it
-        here, before they report ready, instead of in a user's first request.
+        and the PNG encoder (and, on a GPU, cuDNN's autotuning); servers pay it here, before
+        they report ready, instead of in a user's first request.
         """
         geometry = self.engine.geometry
         start = time.perf_counter()
