@@ -8,7 +8,6 @@ then centre-cropped); any shift puts the map on the wrong part of the photo.
 from __future__ import annotations
 
 import base64
-import io
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from PIL import Image
 from playwright.sync_api import Page
 
 from skinscan_engine.preprocessing import Geometry, decode_image, fit_to_geometry
+from tests.image_samples import encode
 
 pytestmark = pytest.mark.browser
 
@@ -58,12 +58,10 @@ def _blocks(width: int, height: int) -> Image.Image:
 
 
 def _jpeg(img: Image.Image, orientation: int | None = None) -> bytes:
-    out = io.BytesIO()
     exif = Image.Exif()
     if orientation:
         exif[0x0112] = orientation
-    img.save(out, format="JPEG", quality=95, exif=exif.tobytes())
-    return out.getvalue()
+    return encode(img, "JPEG", quality=95, exif=exif.tobytes())
 
 
 @pytest.mark.parametrize(

@@ -133,29 +133,24 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return _validation_response(exc)
 
+    # Refused, unreachable, timed out or locked: trying again shortly can succeed, so 503 with
+    # Retry-After (the web app then says "try again"), not an internal error. Socket failures
+    # the driver lets through unwrapped (pg8000 times out while connecting with a bare
+    # TimeoutError) get the same answer under a more general code.
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
-    async def _database_unavailable(_request: Request, exc: DBAPIError) -> JSONResponse:
-        # Refused, unreachable, timed out or locked: trying again shortly can succeed, so 503
-        # with Retry-After (the web app then says "try again"), not an internal error.
-        logger.exception("database unavailable", extra={"error_type": type(exc.orig).__name__})
-        return error_response(
-            503,
-            "database_unavailable",
-            "the database is unavailable right now; please try again shortly",
-            {"Retry-After": "5"},
-        )
-
     @app.exception_handler(TimeoutError)
     @app.exception_handler(ConnectionError)
-    async def _peer_unavailable(_request: Request, exc: OSError) -> JSONResponse:
-        # Socket-level failures the database driver lets through unwrapped (pg8000 times out
-        # while connecting with a bare TimeoutError): the same answer, try again shortly.
-        logger.exception("a service did not answer", extra={"error_type": type(exc).__name__})
+    async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        database = isinstance(exc, DBAPIError)
+        cause = exc.orig if isinstance(exc, DBAPIError) else exc
+        logger.exception("a service did not answer", extra={"error_type": type(cause).__name__})
         return error_response(
             503,
-            "service_unavailable",
-            "a service SkinScan depends on did not answer; please try again shortly",
+            "database_unavailable" if database else "service_unavailable",
+            "the database is unavailable right now; please try again shortly"
+            if database
+            else "a service SkinScan depends on did not answer; please try again shortly",
             {"Retry-After": "5"},
         )
 
