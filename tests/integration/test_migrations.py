@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,3 +80,38 @@ def test_migrate_function_upgrades_an_empty_database(
         assert handler({"action": "current"}) == upgraded
     finally:
         get_settings.cache_clear()
+
+
+def test_migration_outwaits_the_request_timeout(
+    pg_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A migration waiting on a lock held by live traffic is not cut off by the short timeout
+    that requests get (engine.PG_SOCKET_TIMEOUT_S); it waits and then completes."""
+    from skinscan_common.db import engine as engine_module
+
+    with postgres.fresh_database(pg_server, prefix="skinscan_migr") as url:
+        migrate(url)
+        monkeypatch.setattr(engine_module, "PG_SOCKET_TIMEOUT_S", 0.5)
+        holder = create_db_engine(url, connect_args={"timeout": 30})
+        released = threading.Event()
+
+        def hold_lock() -> None:
+            with holder.begin() as conn:
+                conn.exec_driver_sql("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
+                locked.set()
+                released.wait(timeout=30)
+                time.sleep(1.5)  # the migration is waiting on the lock by now
+
+        locked = threading.Event()
+        thread = threading.Thread(target=hold_lock)
+        thread.start()
+        try:
+            assert locked.wait(timeout=30)
+            released.set()
+            migrate(url)  # blocks on the lock for about 1.5 s, three times the request timeout
+        finally:
+            released.set()
+            thread.join(timeout=30)
+            holder.dispose()
+        with create_db_engine(url).connect() as conn:
+            assert MigrationContext.configure(conn).get_current_revision() is not None

@@ -22,6 +22,11 @@ _engines: KeyedCache[Engine] = KeyedCache()
 # the client or the Lambda timeout (29 s) gives up. Our queries answer in milliseconds.
 PG_SOCKET_TIMEOUT_S = 10.0
 
+# Migrations may rewrite a table or wait for a lock held by live requests: one statement may take
+# minutes. Still bounded, below functions/migrate's Lambda timeout (300 s), so an unreachable
+# database fails the run with a clear error rather than a killed invocation.
+PG_MIGRATION_SOCKET_TIMEOUT_S = 240.0
+
 
 def normalise_url(url: str) -> str:
     """Use the pure-Python pg8000 driver for any ``postgres(ql)://`` URL."""
@@ -48,8 +53,12 @@ def _ssl_context(sslmode: str) -> ssl.SSLContext:
     return context
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
-    """A new engine; SQLite gets foreign keys ON and WAL, its folder is created."""
+def create_db_engine(url: str, *, socket_timeout: float | None = None, **kwargs: Any) -> Engine:
+    """A new engine; SQLite gets foreign keys ON and WAL, its folder is created.
+
+    ``socket_timeout`` bounds connecting to PostgreSQL and waiting for each of its replies, in
+    seconds; left out, it is ``PG_SOCKET_TIMEOUT_S``.
+    """
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -70,7 +79,9 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         url = parsed.render_as_string(hide_password=False)
         if sslmode in ("require", "verify-full"):
             kwargs.setdefault("connect_args", {})["ssl_context"] = _ssl_context(sslmode)
-    kwargs.setdefault("connect_args", {}).setdefault("timeout", PG_SOCKET_TIMEOUT_S)
+    kwargs.setdefault("connect_args", {}).setdefault(
+        "timeout", PG_SOCKET_TIMEOUT_S if socket_timeout is None else socket_timeout
+    )
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 2)
     kwargs.setdefault("max_overflow", 3)

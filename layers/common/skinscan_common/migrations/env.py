@@ -7,7 +7,11 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import Connection
 
-from skinscan_common.db.engine import create_db_engine, normalise_url
+from skinscan_common.db.engine import (
+    PG_MIGRATION_SOCKET_TIMEOUT_S,
+    create_db_engine,
+    normalise_url,
+)
 from skinscan_common.db.models import Base
 
 config = context.config
@@ -48,7 +52,7 @@ def run_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_db_engine(_url())
+    engine = create_db_engine(_url(), socket_timeout=PG_MIGRATION_SOCKET_TIMEOUT_S)
     try:
         with engine.connect() as conn:
             _configure(conn)
