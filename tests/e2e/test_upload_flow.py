@@ -298,6 +298,40 @@ def test_the_form_used_again_scores_the_photo_that_is_kept(cloud: Cloud) -> None
     assert _row(cloud, answer["id"]).p_malignant == after.p_malignant
 
 
+def test_an_event_for_replaced_bytes_is_closed_unscored_however_late(cloud: Cloud) -> None:
+    """Two photos sent with one form before either event arrives: S3 delivers both events in any
+    order, each naming its own ETag. Only the photo kept is scored, once."""
+    answer, first = _upload(cloud, PHOTOS[0])
+    key = answer["upload"]["key"]
+    assert _post_form(answer, PHOTOS[5], "image/jpeg").status_code in (200, 204)
+    second = s3_event_for(cloud.moto, cloud.bucket, key)
+    second_etag = second["Records"][0]["s3"]["object"]["eTag"]
+    assert first["Records"][0]["s3"]["object"]["eTag"] != second_etag
+
+    # The older event first: the object no longer holds its bytes, so nothing is scored.
+    assert on_upload_fn.handler(first, _context())["outcomes"] == {key: "superseded"}
+    assert _row(cloud, answer["id"]).status == "pending"
+    assert _invocations_for(cloud, key) == 0
+    assert on_upload_fn.handler(second, _context())["outcomes"] == {key: "scored"}
+    scored = _row(cloud, answer["id"])
+    assert scored.status == "done" and scored.source_etag == second_etag
+    assert _invocations_for(cloud, key) == 1
+
+    # The other order, on another form: the newer event is scored first and the older one comes
+    # late. It must not rescore the kept photo or give the row its own ETag.
+    answer, first = _upload(cloud, PHOTOS[1])
+    key = answer["upload"]["key"]
+    assert _post_form(answer, PHOTOS[2], "image/jpeg").status_code in (200, 204)
+    second = s3_event_for(cloud.moto, cloud.bucket, key)
+    assert on_upload_fn.handler(second, _context())["outcomes"] == {key: "scored"}
+    scored = _row(cloud, answer["id"])
+    assert on_upload_fn.handler(first, _context())["outcomes"] == {key: "superseded"}
+    late = _row(cloud, answer["id"])
+    assert late.source_etag == second["Records"][0]["s3"]["object"]["eTag"]
+    assert (late.status, late.p_malignant) == ("done", scored.p_malignant)
+    assert _invocations_for(cloud, key) == 1
+
+
 def test_an_upload_after_its_account_was_deleted_is_not_kept(cloud: Cloud) -> None:
     with session_factory(get_engine(cloud.settings.database_url))() as session:
         _user, tokens = accounts.register(

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from moto.server import ThreadedMotoServer
 
 from skinscan_common.config import Settings
+from skinscan_common.s3events import etag_of
 from skinscan_common.storage import ObjectNotFoundError, build_object_store
 from skinscan_common.storage.s3 import S3ObjectStore
 from tests.support.net import free_port
@@ -41,7 +42,9 @@ def test_put_get_delete(s3_store: S3ObjectStore) -> None:
     assert s3_store.exists("users/u/p/image.jpg")
     assert s3_store.get("users/u/p/image.jpg") == b"jpeg"
     assert s3_store.content_type("users/u/p/image.jpg") == "image/jpeg"
+    assert s3_store.etag("users/u/p/image.jpg") == etag_of(b"jpeg")  # as S3 events name it
     s3_store.delete("users/u/p/image.jpg")
+    assert s3_store.etag("users/u/p/image.jpg") is None
     assert not s3_store.exists("users/u/p/image.jpg")
     with pytest.raises(ObjectNotFoundError):
         s3_store.get("users/u/p/image.jpg")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from skinscan_common.s3events import etag_of
 from skinscan_common.storage import (
     InvalidKeyError,
     LocalObjectStore,
@@ -34,7 +35,9 @@ def test_put_get_delete(store: LocalObjectStore) -> None:
     assert store.exists("users/u/predictions/p/image.jpg")
     assert store.get("users/u/predictions/p/image.jpg") == b"jpeg"
     assert store.content_type("users/u/predictions/p/image.jpg") == "image/jpeg"
+    assert store.etag("users/u/predictions/p/image.jpg") == etag_of(b"jpeg")
     store.delete("users/u/predictions/p/image.jpg")
+    assert store.etag("users/u/predictions/p/image.jpg") is None
     assert not store.exists("users/u/predictions/p/image.jpg")
     store.delete("users/u/predictions/p/image.jpg")  # idempotent
     with pytest.raises(ObjectNotFoundError):

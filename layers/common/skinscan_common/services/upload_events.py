@@ -19,6 +19,9 @@ Two uploads the product did not plan for, since a presigned form stays valid for
 
 * the form used again after its photo was scored (a new ETag for a ``done`` prediction) -> the
   prediction is scored again, so the verdict and heatmap shown always belong to the photo kept;
+* an event for bytes the object no longer holds (its ETag is not the object's ETag now: the
+  form was used again and this event is the older one, however late it comes) -> closed
+  unscored; the newer bytes have their own event, which scores them;
 * the form used after its prediction or its owner's account was deleted -> the photo is
   deleted, not kept without an owner.
 """
@@ -43,7 +46,7 @@ from skinscan_common.services import predictions
 from skinscan_common.services.uploads import is_form_upload_key, prediction_id_of
 from skinscan_common.storage import ObjectStore
 
-Outcome = Literal["scored", "duplicate", "ignored", "rejected", "discarded"]
+Outcome = Literal["scored", "duplicate", "ignored", "rejected", "discarded", "superseded"]
 
 
 class ScoringInFlightError(RuntimeError):
@@ -132,8 +135,8 @@ def _finish(
         row = session.get(Prediction, event.prediction_id) if event is not None else None
         if row is not None and failure is not None and row.status != "done":
             predictions.record_failure(row, failure)
-        if row is not None and status == "done" and row.status == "done":
-            row.source_etag = obj.etag
+        if row is not None and status == "done" and error is None and row.status == "done":
+            row.source_etag = obj.etag  # scored from these bytes
 
 
 def _release_quietly(ctx: UploadContext, obj: S3Object, error: str) -> None:
@@ -184,6 +187,17 @@ def handle_upload(obj: S3Object, ctx: UploadContext) -> Outcome:
         return "duplicate" if claim == "done" else "ignored"
     if claim == "in_flight":
         raise ScoringInFlightError(f"{obj.key} ({obj.etag}) is being scored by another invocation")
+    try:
+        current_etag = ctx.store.etag(obj.key)
+    except Exception:
+        # Only saves a model call, so a failed look (S3 answers 403 for a missing key when the
+        # role may not list the bucket) scores the event as before.
+        logger.warning("could not read the object's ETag", extra=log, exc_info=True)
+        current_etag = None
+    if current_etag is not None and current_etag != obj.etag:
+        _finish(ctx, obj, "done", f"superseded: the object now holds ETag {current_etag}")
+        logger.info("event for bytes since replaced; their own event scores them", extra=log)
+        return "superseded"
     with session_scope(ctx.db) as session:
         row = session.get(Prediction, prediction_id)
         if row is not None and _replaced_after_scoring(row, obj):

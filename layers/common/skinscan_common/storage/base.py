@@ -69,6 +69,10 @@ class ObjectStore(ABC):
         """Whether ``key`` exists."""
 
     @abstractmethod
+    def etag(self, key: str) -> str | None:
+        """The ETag of the bytes ``key`` holds now (unquoted), or None when it is missing."""
+
+    @abstractmethod
     def delete(self, key: str) -> None:
         """Delete ``key``; missing keys are not an error."""
 

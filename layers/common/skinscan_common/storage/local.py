@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
+from skinscan_common.s3events import etag_of
 from skinscan_common.storage.base import (
     InvalidKeyError,
     ObjectNotFoundError,
@@ -74,6 +75,10 @@ class LocalObjectStore(ObjectStore):
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def etag(self, key: str) -> str | None:
+        path = self.path(key)
+        return etag_of(path.read_bytes()) if path.is_file() else None
 
     def delete(self, key: str) -> None:
         path = self.path(key)

@@ -68,6 +68,10 @@ class S3ObjectStore(ObjectStore):
     def exists(self, key: str) -> bool:
         return self._head(key) is not None
 
+    def etag(self, key: str) -> str | None:
+        head = self._head(key)
+        return None if head is None else str(head.get("ETag", "")).strip('"') or None
+
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=validate_key(key))
 
