@@ -436,6 +436,40 @@ def test_a_slow_answer_for_an_old_filter_is_dropped(page: Page) -> None:
     assert not page.errors, page.errors
 
 
+def test_the_history_filter_survives_back_and_reload(page: Page) -> None:
+    """Open a result from a filtered history and come back: the same filter, the same list."""
+    sign_up(page)
+    asked: list[str] = []
+
+    def listing(route: Route) -> None:
+        verdict = re.search(r"verdict=(\w+)", route.request.url)
+        asked.append(verdict.group(1) if verdict else "")
+        route.fulfill(json=_listed(verdict.group(1) if verdict else "benign", 2))
+
+    page.route(re.compile(r".*/v1/predictions\?.*"), listing)
+    page.get_by_role("link", name="History").click()
+    page.select_option("#history-filter", "malignant")
+    expect(page).to_have_url(re.compile(r"#/history/malignant$"))
+    expect(page.locator(".history-item[data-verdict=malignant]")).to_have_count(2)
+
+    page.locator("a.history-link").first.click()
+    expect(page).to_have_url(re.compile(r"#/result/"))
+    page.go_back()
+    expect(_heading(page)).to_have_text("Your results")
+    expect(page.locator("#history-filter")).to_have_value("malignant")
+    expect(page.locator(".history-item[data-verdict=malignant]")).to_have_count(2)
+    page.reload()
+    expect(page.locator("#history-filter")).to_have_value("malignant")
+    expect(page.locator(".history-item[data-verdict=malignant]")).to_have_count(2)
+    assert asked == ["", "malignant", "malignant", "malignant"]
+
+    page.select_option("#history-filter", "")
+    expect(page).to_have_url(re.compile(r"#/history$"))
+    page.goto("/#/history/not-a-verdict")  # a made-up filter in the address lists everything
+    expect(page.locator("#history-filter")).to_have_value("")
+    assert not page.errors, page.errors
+
+
 def test_signed_in_people_skip_sign_in_and_are_told_when_the_session_ends(page: Page) -> None:
     sign_up(page)
     # Back to the sign-in screen (e.g. with Back): a signed-in person goes home instead, so

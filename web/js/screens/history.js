@@ -60,11 +60,14 @@ function row(item, onDeleted) {
   return { li, img };
 }
 
-export async function render(view, _params, { go }) {
+export async function render(view, params, { go }) {
   const flash = takeFlash();
   const filter = h('select', { id: 'history-filter', name: 'verdict' },
     h('option', { value: '' }, 'All results'),
     Object.entries(VERDICTS).map(([value, info]) => h('option', { value }, info.short)));
+  // The filter lives in the address (#/history/malignant), so Back from a result, a reload or a
+  // bookmark shows the same list.
+  filter.value = Object.hasOwn(VERDICTS, params[0] || '') ? params[0] : '';
   const list = h('ul', { class: 'history-list', 'aria-label': 'Your results' });
   const status = h('div', { class: 'feedback' });
   const more = h('button', { type: 'button', class: 'button block', hidden: true }, 'Load more');
@@ -112,7 +115,11 @@ export async function render(view, _params, { go }) {
     state.flash = err?.message || 'Please sign in again.';
     go('#/signin');
   };
-  filter.addEventListener('change', () => loadPage(true).catch(signInAgain));
+  filter.addEventListener('change', () => {
+    // replaceState: no new history entry per choice, and no hashchange (no re-render).
+    window.history.replaceState(null, '', filter.value ? `#/history/${filter.value}` : '#/history');
+    loadPage(true).catch(signInAgain);
+  });
   more.addEventListener('click', () => loadPage(false).catch(signInAgain));
 
   append(view,
