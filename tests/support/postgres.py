@@ -15,6 +15,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pg8000.native
 
@@ -46,8 +47,12 @@ def _pg_bin() -> Path:
 
 
 @contextlib.contextmanager
-def throwaway_server() -> Iterator[str]:
-    """initdb + pg_ctl in a temp folder, as ``nobody`` when we are root; stopped after."""
+def throwaway_server(password: str | None = None) -> Iterator[str]:
+    """initdb + pg_ctl in a temp folder, as ``nobody`` when we are root; stopped after.
+
+    With ``password``, TCP logins need a password (scram-sha-256; the superuser ``postgres``
+    gets this one, and it is in the URL), as on RDS; without, every login is trusted.
+    """
     bindir = _pg_bin()
     root = Path(tempfile.mkdtemp(prefix="skinscan-pg-"))
     prefix: list[str] = []
@@ -60,11 +65,19 @@ def throwaway_server() -> Iterator[str]:
         [*prefix, *map(str, cmd)], check=True, capture_output=True, cwd=root
     )
     run("mkdir", "-p", sock)
-    run(bindir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+    auth = ["--auth=trust"]
+    if password is not None:
+        pwfile = root / "pwfile"
+        pwfile.write_text(password)
+        if prefix:
+            shutil.chown(pwfile, "nobody")
+        auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+    run(bindir / "initdb", "-D", data, "-U", "postgres", *auth, "-E", "UTF8", "--no-sync")
     options = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"
     run(bindir / "pg_ctl", "-D", data, "-l", root / "server.log", "-o", options, "-w", "start")
     try:
-        yield f"postgresql+pg8000://postgres@127.0.0.1:{port}"
+        login = "postgres" if password is None else f"postgres:{quote(password, safe='')}"
+        yield f"postgresql+pg8000://{login}@127.0.0.1:{port}"
     finally:
         subprocess.run(
             [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],

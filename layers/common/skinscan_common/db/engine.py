@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from skinscan_common.cache import KeyedCache
+from skinscan_common.db.credentials import connect_with, credentials_for
+from skinscan_common.db.url import REGION_PARAM, SECRET_PARAM
 
 _engines: KeyedCache[Engine] = KeyedCache()
 
@@ -73,12 +75,13 @@ def create_db_engine(url: str, *, socket_timeout: float | None = None, **kwargs:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     sslmode = parsed.query.get("sslmode")
-    if sslmode is not None:
+    if sslmode in ("require", "verify-full"):
         # pg8000 takes an SSLContext, not libpq's sslmode.
-        parsed = parsed.difference_update_query(["sslmode"])
-        url = parsed.render_as_string(hide_password=False)
-        if sslmode in ("require", "verify-full"):
-            kwargs.setdefault("connect_args", {})["ssl_context"] = _ssl_context(sslmode)
+        kwargs.setdefault("connect_args", {})["ssl_context"] = _ssl_context(sslmode)
+    secret = parsed.query.get(SECRET_PARAM)
+    credentials = credentials_for(secret, parsed.query.get(REGION_PARAM, "")) if secret else None
+    parsed = parsed.difference_update_query(["sslmode", SECRET_PARAM, REGION_PARAM])
+    url = parsed.render_as_string(hide_password=False)
     kwargs.setdefault("connect_args", {}).setdefault(
         "timeout", PG_SOCKET_TIMEOUT_S if socket_timeout is None else socket_timeout
     )
@@ -86,7 +89,10 @@ def create_db_engine(url: str, *, socket_timeout: float | None = None, **kwargs:
     kwargs.setdefault("pool_size", 2)
     kwargs.setdefault("max_overflow", 3)
     kwargs.setdefault("pool_recycle", 300)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if credentials is not None:
+        connect_with(engine, credentials)
+    return engine
 
 
 def get_engine(url: str) -> Engine:

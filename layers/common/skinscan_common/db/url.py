@@ -1,9 +1,7 @@
-"""Build the PostgreSQL URL in AWS from the RDS endpoint and its managed secret."""
+"""Build the PostgreSQL URL in AWS from the RDS endpoint, naming its managed secret."""
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import URL
@@ -11,26 +9,27 @@ from sqlalchemy.engine import URL
 if TYPE_CHECKING:
     from skinscan_common.config import Settings
 
-
-@lru_cache(maxsize=4)
-def _credentials(secret_arn: str, region: str) -> tuple[str, str]:
-    import boto3
-
-    value = boto3.client("secretsmanager", region_name=region).get_secret_value(SecretId=secret_arn)
-    data = json.loads(value["SecretString"])
-    return data["username"], data["password"]
+# Query parameters of our own, taken out of the URL by the engine factory (engine.py): the
+# secret that holds the user and password, read when connecting (db/credentials.py), never here.
+SECRET_PARAM = "credentials_secret"
+REGION_PARAM = "credentials_region"
 
 
 def postgres_url_from_parts(settings: Settings) -> str:
-    """``postgresql+pg8000://user:pass@host:port/name[?sslmode=require]``."""
-    user, password = "postgres", None
+    """``postgresql+pg8000://host:port/name?sslmode=require&credentials_secret=ARN&...``.
+
+    Nothing is read from AWS here, so a function that never touches the database (the
+    authorizer) needs no right to the database secret.
+    """
+    query: dict[str, str] = {}
+    if settings.db_sslmode != "disable":
+        query["sslmode"] = settings.db_sslmode
     if settings.db_secret_arn:
-        user, password = _credentials(settings.db_secret_arn, settings.aws_region)
-    query = {"sslmode": settings.db_sslmode} if settings.db_sslmode != "disable" else {}
+        query[SECRET_PARAM] = settings.db_secret_arn
+        query[REGION_PARAM] = settings.aws_region
     url = URL.create(
         "postgresql+pg8000",
-        username=user,
-        password=password,
+        username=None if settings.db_secret_arn else "postgres",
         host=settings.db_host,
         port=settings.db_port,
         database=settings.db_name,
