@@ -374,6 +374,56 @@ def test_sam_build_of_the_whole_stack(tmp_path: Path) -> None:
     layer_dirs = list(built.glob("CommonLayer*/python"))
     assert layer_dirs and (layer_dirs[0] / "skinscan_common").is_dir()
     assert (layer_dirs[0] / "jwt").is_dir()
+    _import_every_built_function(built, layer_dirs[0], tmp_path / "runtime")
+
+
+_IMPORT_AS_LAMBDA = """
+import importlib, sys
+sys.path[:] = sys.argv[1:4] + [p for p in sys.path if "-packages" not in p]
+app = importlib.import_module("app")
+assert callable(app.handler), "no handler"
+"""
+
+
+def _lambda_runtime_packages(into: Path) -> Path:
+    """boto3 and what it needs, as the Lambda runtime provides them (pure Python: any 3.x)."""
+    from importlib import metadata
+
+    from tests.infra.test_dependencies import _closure
+
+    into.mkdir()
+    for name in _closure(["boto3"]):
+        dist = metadata.distribution(name)
+        for top in {f.parts[0] for f in dist.files or [] if not f.parts[0].endswith("-info")}:
+            source = Path(str(dist.locate_file(top)))
+            if source.exists() and not (into / top).exists() and top != "..":
+                (into / top).symlink_to(source)
+    return into
+
+
+def _import_every_built_function(built: Path, layer: Path, runtime: Path) -> None:
+    """Each function as Lambda loads it: its folder, the layer and the runtime's boto3, nothing
+    of the tests' virtualenv; a package the layer lacks fails here, not after a deploy."""
+    python312 = _python312()
+    assert python312 is not None
+    packages = _lambda_runtime_packages(runtime)
+    failed = {}
+    for name in FUNCTION_DIRS:
+        done = _run(
+            [
+                python312,
+                "-I",
+                "-c",
+                _IMPORT_AS_LAMBDA,
+                str(built / name),
+                str(layer),
+                str(packages),
+            ],
+            timeout=300,
+        )
+        if done.returncode != 0:
+            failed[name] = done.stderr.strip().splitlines()[-1:]
+    assert not failed, f"functions that fail to import as built: {failed}"
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from mangum import Mangum
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from skinscan_common.config import Settings, get_settings
@@ -80,6 +79,8 @@ def create_function_app(title: str, routers: Iterable[APIRouter], version: str =
 
 def lambda_handler(app: FastAPI) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """The Lambda entry point for ``app``: API Gateway events in, metrics flushed after each."""
+    from mangum import Mangum  # here: the inference container builds apps but needs no Mangum
+
     adapter = Mangum(app, lifespan="off")
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
