@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -295,6 +296,29 @@ def test_iam_is_scoped(rendered: dict) -> None:
                         name,
                         stmt,
                     )
+
+
+# CUDA version of each endpoint machine image's NVIDIA driver (SageMaker's ProductionVariant
+# documentation); without InferenceAmiVersion, g5 instances get driver 470 (CUDA 11.4).
+AMI_CUDA = {
+    "al2-ami-sagemaker-inference-gpu-2": (12, 2),
+    "al2-ami-sagemaker-inference-gpu-2-1": (12, 2),
+    "al2-ami-sagemaker-inference-gpu-3-1": (12, 4),
+}
+
+
+def test_the_endpoint_driver_runs_the_container_cuda(template: dict) -> None:
+    """CUDA 12.x runs on any 12.x driver (minor-version compatibility), not on an 11.x one."""
+    dockerfile = (ROOT / "inference_container" / "Dockerfile").read_text()
+    image_cuda = re.search(r"ARG BASE_IMAGE=\S*-cuda(\d+)\.(\d+)", dockerfile)
+    assert image_cuda, "the Dockerfile's base image names its CUDA version"
+    variant = template["Resources"]["InferenceEndpointConfig"]["Properties"]
+    ami = variant["ProductionVariants"][0].get("InferenceAmiVersion")
+    assert ami == {"Ref": "EndpointAmiVersion"}, "no InferenceAmiVersion: driver 470 on g5"
+    choices = template["Parameters"]["EndpointAmiVersion"]
+    for choice in choices["AllowedValues"]:
+        assert AMI_CUDA[choice][0] == int(image_cuda.group(1)), choice
+    assert AMI_CUDA[choices["Default"]] == max(AMI_CUDA.values())
 
 
 def test_environment_of_the_functions(template: dict) -> None:
