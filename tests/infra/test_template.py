@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -233,9 +234,22 @@ def test_bucket_is_private_encrypted_and_expires_guest_uploads(template: dict) -
     assert all(props["PublicAccessBlockConfiguration"].values())
     assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert "POST" in props["CorsConfiguration"]["CorsRules"][0]["AllowedMethods"]
-    rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
-    assert rules["ExpireGuestUploads"]["Prefix"] == "uploads/guest/"
-    assert rules["ExpireGuestUploads"]["Status"] == "Enabled"
+    rules = [r for r in props["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in r]
+    expiring = [r["Prefix"] for r in rules if r["Status"] == "Enabled" and "Prefix" in r]
+    # Every object a guest's scan leaves, as storage/keys.py names it, expires.
+    from skinscan_common.storage import keys
+
+    scan = uuid.uuid4()
+    for key in (
+        keys.image_key(scan, None, "jpg"),
+        keys.heatmap_key(scan, None),
+        keys.overlay_key(scan, None),
+    ):
+        assert any(key.startswith(prefix) for prefix in expiring), key
+    # ... and nothing of a signed-in user's (their objects go with their account).
+    user = uuid.uuid4()
+    for key in (keys.image_key(scan, user), keys.overlay_key(scan, user)):
+        assert not any(key.startswith(prefix) for prefix in expiring), key
 
 
 def test_queues_have_dead_letter_queues(rendered: dict) -> None:
