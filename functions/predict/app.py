@@ -17,13 +17,14 @@ from skinscan_common.api import create_function_app, lambda_handler
 from skinscan_common.deps import DbSession, Endpoint, OptionalUser, SettingsDep, Store
 from skinscan_common.endpoint import EndpointError
 from skinscan_common.errors import AppError, PayloadTooLargeError
+from skinscan_common.observability import logger
 from skinscan_common.schemas import ErrorBody, PredictionResult
 from skinscan_common.services import predictions, scoring
 
 router = APIRouter(
     prefix="/v1",
     tags=["predict"],
-    responses={code: {"model": ErrorBody} for code in (401, 413, 415, 422, 502)},
+    responses={code: {"model": ErrorBody} for code in (401, 413, 415, 422, 502, 503)},
 )
 
 
@@ -61,9 +62,8 @@ def predict(
     try:
         answer = endpoint.predict_image(data, content_type)
     except EndpointError as exc:
-        if exc.permanent:  # the container rejected the photo itself (4xx): the caller's fault
-            raise AppError(str(exc), code="invalid_image", status_code=422) from exc
-        raise AppError(str(exc), code="model_unavailable", status_code=502) from exc
+        logger.warning("the model endpoint refused or failed", extra={"reason": str(exc)})
+        raise exc.to_app_error() from exc
     scored = scoring.split_answer(answer)
     result = scored.result.model_dump()
     if user is None:

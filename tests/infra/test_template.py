@@ -359,6 +359,18 @@ def test_environment_of_the_functions(template: dict) -> None:
         assert own["SKINSCAN_BATCH_QUEUE_URL"] == {"Ref": "BatchChunkQueue"}
 
 
+def test_functions_stop_waiting_for_the_model_before_their_own_timeout(template: dict) -> None:
+    """Each function that calls the endpoint gives up on it in time to answer or mark the row
+    failed, rather than being killed mid-call by Lambda (which leaves nothing said)."""
+    from skinscan_common.config import Settings
+
+    default = Settings().endpoint_timeout_s
+    for name in ("PredictFunction", "OnUploadFunction", "BatchWorkerFunction"):
+        props = template["Resources"][name]["Properties"]
+        wait = float(props["Environment"]["Variables"].get("SKINSCAN_ENDPOINT_TIMEOUT_S", default))
+        assert wait + 5 <= props["Timeout"], name
+
+
 def test_alarms_cover_api_endpoint_and_dead_letter_queues(template: dict) -> None:
     alarms = [
         r["Properties"]

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # Model endpoint.
     endpoint_mode: Literal["local", "sagemaker"] = "local"
     endpoint_name: str = "skinscan-model"
+    # Wait for the SageMaker endpoint's answer, without retry: below the calling function's
+    # timeout (predict 29 s; the template raises it for on_upload and batch_worker).
+    endpoint_timeout_s: float = Field(default=20.0, gt=0)
     model_path: Path = Path("models")
     device: str = "cpu"
     preload_model: bool = True  # skinscan serve: load and warm the model at start-up

@@ -12,39 +12,101 @@ import json
 from typing import Any, Protocol, runtime_checkable
 
 from skinscan_common.config import Settings
+from skinscan_common.errors import AppError
 
 LOCAL_CLIENT = "skinscan_engine.local_client:LocalEndpointClient"
+
+
+# SageMaker's own answers that mean "busy or starting, try again shortly" (not the container's).
+_BUSY_ERRORS = {
+    "ThrottlingException",
+    "ModelNotReadyException",
+    "ServiceUnavailable",
+    "InternalDependencyException",
+    "InternalFailure",
+}
+# Transport failures botocore raises itself: the endpoint did not answer in time or at all.
+_UNREACHABLE = {
+    "ReadTimeoutError",
+    "ConnectTimeoutError",
+    "EndpointConnectionError",
+    "ConnectionClosedError",
+}
+RETRY_AFTER_S = 5
 
 
 class EndpointError(RuntimeError):
     """The model endpoint could not be reached or answered an error.
 
-    ``status_code`` is the container's own HTTP status when it answered one (SageMaker's
-    ``ModelError`` carries it); a 4xx other than 408/429 is ``permanent``: retrying the same
-    request cannot help.
+    ``status_code``, ``code`` and ``detail`` are the container's own HTTP status, error code and
+    message when it answered one (SageMaker's ``ModelError`` carries them). A 4xx other than
+    408/429 is ``permanent``: retrying the same request cannot help. ``busy`` means trying again
+    shortly may (throttled, starting, timed out, unreachable). ``str()`` is for logs.
     """
 
-    def __init__(self, message: str, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        status_code: int | None = None,
+        *,
+        code: str | None = None,
+        detail: str = "",
+        busy: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.code = code
+        self.detail = detail
+        self.busy = busy or status_code in (429, 503)
 
     @property
     def permanent(self) -> bool:
         code = self.status_code
         return code is not None and 400 <= code < 500 and code not in (408, 429)
 
+    def to_app_error(self) -> AppError:
+        """The answer a person gets: the container's refusal as it gave it, else 503 or 502."""
+        if self.permanent:
+            assert self.status_code is not None
+            return AppError(
+                self.detail or "the model could not read this photo",
+                code=self.code or "invalid_image",
+                status_code=self.status_code,
+            )
+        if self.busy:
+            return AppError(
+                "the model is busy or starting; please try again shortly",
+                code="model_busy",
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        return AppError(
+            "the model could not score the photo right now; please try again",
+            code="model_unavailable",
+            status_code=502,
+        )
+
 
 def _model_error(exc: Exception) -> EndpointError:
-    """An :class:`EndpointError` with the container's status and message when it sent them."""
+    """An :class:`EndpointError` with the container's status, code and message when it sent them."""
     response = getattr(exc, "response", None) or {}
     status = response.get("OriginalStatusCode")
-    detail = str(response.get("OriginalMessage") or "")
-    with contextlib.suppress(ValueError, KeyError, TypeError):
-        detail = json.loads(detail)["error"]["message"]
-    message = f"model endpoint failed: {type(exc).__name__}"
+    aws_code = str((response.get("Error") or {}).get("Code") or "")
+    detail, code = str(response.get("OriginalMessage") or ""), None
+    with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+        error = json.loads(detail)["error"]
+        detail, code = str(error["message"]), error.get("code")
+    kind = aws_code or type(exc).__name__
+    message = f"model endpoint failed: {kind}"
     if status is not None:
         message += f" ({status}{': ' + detail[:500] if detail else ''})"
-    return EndpointError(message, int(status) if status is not None else None)
+    return EndpointError(
+        message,
+        int(status) if status is not None else None,
+        code=str(code) if code else None,
+        detail=detail[:500] if status is not None else "",
+        busy=aws_code in _BUSY_ERRORS or type(exc).__name__ in _UNREACHABLE,
+    )
 
 
 @runtime_checkable
@@ -65,13 +127,29 @@ class EndpointClient(Protocol):
 
 
 class SageMakerEndpointClient:
-    """``sagemaker-runtime`` ``invoke_endpoint`` on the model container."""
+    """``sagemaker-runtime`` ``invoke_endpoint`` on the model container.
 
-    def __init__(self, endpoint_name: str, region: str | None = None, client: Any = None) -> None:
+    ``timeout_s`` bounds the wait for an answer, with no retry: it must end before the calling
+    function's own timeout, so the caller answers (503, a failed row) instead of being killed.
+    """
+
+    def __init__(
+        self,
+        endpoint_name: str,
+        region: str | None = None,
+        client: Any = None,
+        timeout_s: float = 20.0,
+    ) -> None:
         import boto3
+        from botocore.config import Config
 
         self.endpoint_name = endpoint_name
-        self.client = client or boto3.client("sagemaker-runtime", region_name=region)
+        config = Config(
+            connect_timeout=min(5.0, timeout_s),
+            read_timeout=timeout_s,
+            retries={"mode": "standard", "total_max_attempts": 1},
+        )
+        self.client = client or boto3.client("sagemaker-runtime", region_name=region, config=config)
 
     def _invoke(self, body: bytes, content_type: str, **extra: str) -> dict[str, Any]:
         try:
@@ -122,6 +200,8 @@ def _load(path: str) -> type:
 def get_endpoint_client(settings: Settings) -> EndpointClient:
     """The client ``settings.endpoint_mode`` asks for."""
     if settings.endpoint_mode == "sagemaker":
-        return SageMakerEndpointClient(settings.endpoint_name, settings.aws_region)
+        return SageMakerEndpointClient(
+            settings.endpoint_name, settings.aws_region, timeout_s=settings.endpoint_timeout_s
+        )
     cls = _load(LOCAL_CLIENT)
     return cls(settings)

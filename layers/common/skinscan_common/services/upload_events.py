@@ -211,7 +211,9 @@ def handle_upload(obj: S3Object, ctx: UploadContext) -> Outcome:
     try:
         ctx.endpoint.score_object(obj.bucket, obj.key, str(prediction_id))
     except (EndpointError, AppError) as exc:
-        reason = exc.message if isinstance(exc, AppError) else str(exc)
+        # The row keeps words a person can read (the container's own for a refusal); the log
+        # keeps the endpoint's full story.
+        reason = exc.message if isinstance(exc, AppError) else exc.to_app_error().message
         permanent = exc.status_code < 500 if isinstance(exc, AppError) else exc.permanent
         # A refusal for what the photo is stands: its event is done, so a duplicate delivery
         # does not call the model again. Anything else may succeed on a retry.
@@ -220,7 +222,7 @@ def handle_upload(obj: S3Object, ctx: UploadContext) -> Outcome:
             logger.info("upload refused by the model", extra={**log, "reason": reason})
             return "rejected"
         logger.error(
-            "scoring failed; the invocation will be retried", extra={**log, "reason": reason}
+            "scoring failed; the invocation will be retried", extra={**log, "reason": str(exc)}
         )
         raise
     except BaseException as exc:
