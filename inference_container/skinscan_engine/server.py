@@ -4,9 +4,9 @@
 (503 before), so the first real request does not pay the first forward pass's set-up.
 ``POST /invocations``:
 
-* ``image/jpeg`` or ``image/png`` body -> the result JSON. The heatmap PNGs are added as
-  base64 (``heatmap_png_base64``, ``overlay_png_base64``) when the caller asks with
-  ``X-Amzn-SageMaker-Custom-Attributes: heatmaps=base64`` (or ``?heatmaps=base64``).
+* ``image/jpeg``, ``image/png`` or ``application/x-image`` body -> the result JSON. The heatmap
+  PNGs are added as base64 (``heatmap_png_base64``, ``overlay_png_base64``) when the caller
+  asks with ``X-Amzn-SageMaker-Custom-Attributes: heatmaps=base64`` (or ``?heatmaps=base64``).
 * JSON ``{"bucket", "key", "prediction_id"}`` -> read the photo from the bucket, write the
   heatmap and overlay next to it, complete the prediction row, answer the result JSON.
 * JSON ``{"bucket", "items": [{"key", "heatmap_key", "overlay_key"}, ...]}`` (a batch job's
@@ -38,14 +38,18 @@ from skinscan_common.config import Settings, get_settings
 from skinscan_common.db import get_engine, session_scope
 from skinscan_common.errors import AppError
 from skinscan_common.observability import logger
-from skinscan_common.services.batch_scoring import parse_items, score_objects
+from skinscan_common.services.batch_scoring import MAX_ITEMS, parse_items, score_objects
 from skinscan_common.services.scoring import score_stored_object, sniff_image_type
 from skinscan_common.storage import ObjectStore, build_object_store
 
 from .preprocessing import ImageDecodeError
 from .serving import HeatmapMode, ScoringService, decode_error_to_app_error
 
-IMAGE_TYPES = ("image/jpeg", "image/png")
+# application/x-image: SageMaker's generic image type; the bytes are sniffed whatever is named.
+IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image")
+# A batch chunk: up to MAX_ITEMS items, each with three object keys of up to 1,024 bytes (JSON
+# escaping aside); the functions' own 64 KB limit would refuse chunks with long keys.
+MAX_JSON_BYTES = MAX_ITEMS * 4 * 1024
 CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
 
 
@@ -146,7 +150,7 @@ def create_app(
 
     app = FastAPI(title="SkinScan inference", lifespan=lifespan)
     app.state.model = state
-    install_middleware(app, settings)
+    install_middleware(app, settings, max_json_bytes=MAX_JSON_BYTES)
 
     @app.get("/ping")
     def ping() -> JSONResponse:
@@ -171,8 +175,8 @@ def create_app(
                 )
             return JSONResponse(await _predict(service, body, heatmap_mode(request)))
         raise AppError(
-            f"unsupported content type {content_type!r}: send image/jpeg, image/png or "
-            "application/json",
+            f"unsupported content type {content_type!r}: send image/jpeg, image/png, "
+            "application/x-image or application/json",
             code="unsupported_media_type",
             status_code=415,
         )

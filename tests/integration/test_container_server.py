@@ -286,3 +286,30 @@ def test_batch_items_one_answer_each(container: TestClient, ham_images: list[byt
     body = s3.get_object(Bucket=BUCKET, Key="batch/out/a.overlay.png")["Body"].read()
     assert body.startswith(b"\x89PNG")
     assert container.post("/invocations", json={"bucket": BUCKET, "items": []}).status_code == 422
+
+
+def test_a_full_chunk_with_long_keys_is_not_refused_for_its_size(container: TestClient) -> None:
+    """256 items (the most a chunk holds) with keys near S3's 1,024 bytes: about 800 KB of
+    JSON, far over the functions' 64 KB limit, which the container must not apply."""
+    stem = "batch/job/" + "k" * 980
+    items = [
+        {
+            "key": f"{stem}{i:04d}.jpg",
+            "heatmap_key": f"{stem}{i:04d}.h",
+            "overlay_key": f"{stem}{i:04d}.o",
+        }
+        for i in range(256)
+    ]
+    r = container.post("/invocations", json={"bucket": BUCKET, "items": items})
+    assert r.status_code == 200, r.text[:300]
+    assert [x["status"] for x in r.json()["results"]] == ["rejected"] * 256  # no such objects
+
+
+@pytest.mark.parametrize("content_type", ["Image/JPEG", "application/x-image", "IMAGE/PNG"])
+def test_photo_content_types_in_any_case(
+    container: TestClient, ham_images: list[bytes], content_type: str
+) -> None:
+    photo = ham_images[2] + b"\0" * 100_000  # over 64 KB, as phone photos are
+    r = container.post("/invocations", content=photo, headers={"Content-Type": content_type})
+    assert r.status_code == 200, r.text
+    assert r.json()["verdict"] in ("benign", "malignant", "unknown")

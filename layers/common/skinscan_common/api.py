@@ -56,13 +56,18 @@ class RequestLogMiddleware:
                 )
 
 
-def install_middleware(app: FastAPI, settings: Settings | None = None) -> None:
-    """Uniform errors, body size limits and request logging on ``app``."""
+def install_middleware(
+    app: FastAPI, settings: Settings | None = None, max_json_bytes: int | None = None
+) -> None:
+    """Uniform errors, body size limits and request logging on ``app``.
+
+    ``max_json_bytes`` (default ``settings.max_body_bytes``) bounds bodies that are not photos.
+    """
     settings = settings or get_settings()
     install_error_handlers(app)
     app.add_middleware(
         BodySizeLimitMiddleware,
-        max_json_bytes=settings.max_body_bytes,
+        max_json_bytes=max_json_bytes or settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
     )
     app.add_middleware(RequestLogMiddleware)

@@ -160,6 +160,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal_error", "internal error")
 
 
+# Bodies that carry a photo (a form with one, or the photo itself, as SageMaker clients send it).
+PHOTO_CONTENT_TYPES = ("multipart/", "image/", "application/x-image")
+
+
 class BodySizeLimitMiddleware:
     """413 for bodies over the limit: ``max_upload_bytes`` for multipart, else ``max_json``.
 
@@ -176,8 +180,8 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        content_type = headers.get("content-type", "")
-        multipart = content_type.startswith("multipart/") or content_type.startswith("image/")
+        content_type = headers.get("content-type", "").lower()
+        multipart = content_type.startswith(PHOTO_CONTENT_TYPES)
         # Multipart forms carry some overhead around the file.
         limit = self.max_upload_bytes + 64 * 1024 if multipart else self.max_json_bytes
         declared = headers.get("content-length")
