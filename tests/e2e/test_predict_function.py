@@ -15,7 +15,11 @@ from typing import Any
 
 import pytest
 
+from functions.on_upload import app as on_upload_fn
 from functions.predict import app as predict_fn
+from skinscan.commands.invoke import LambdaContext
+from skinscan_common.db import Prediction, get_engine, session_factory
+from skinscan_common.services import accounts
 from tests import image_samples as samples
 from tests.cloud_fixtures import (  # noqa: F401  (fixtures)
     Cloud,
@@ -24,11 +28,14 @@ from tests.cloud_fixtures import (  # noqa: F401  (fixtures)
 )
 from tests.engine_fixtures import ham_fixture_paths
 from tests.support.apigw import http_event
+from tests.support.aws import s3_event_for
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 
-def _predict(photo: bytes, content_type: str = "image/jpeg") -> tuple[int, dict[str, str], Any]:
+def _predict(
+    photo: bytes, content_type: str = "image/jpeg", token: str | None = None
+) -> tuple[int, dict[str, str], Any]:
     boundary = uuid.uuid4().hex
     body = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p"\r\n'
@@ -40,7 +47,10 @@ def _predict(photo: bytes, content_type: str = "image/jpeg") -> tuple[int, dict[
         "POST",
         "/v1/predict",
         body=body,
-        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        headers={
+            "content-type": f"multipart/form-data; boundary={boundary}",
+            **({"authorization": f"Bearer {token}"} if token else {}),
+        },
     )
     response = predict_fn.handler(event, None)
     raw = response["body"]
@@ -86,3 +96,29 @@ def test_an_endpoint_in_trouble_is_not_blamed_on_the_photo(
     if status == 503:
         assert headers.get("retry-after") == "5"
     assert "model endpoint failed" not in answer["error"]["message"]
+
+
+def test_a_stored_photo_s_upload_event_calls_no_model(cloud: Cloud) -> None:
+    """A signed-in person's photo is scored, then stored under uploads/ (where S3 notifies
+    on_upload): that event must not score it again."""
+    with session_factory(get_engine(cloud.settings.database_url))() as session:
+        _user, tokens = accounts.register(
+            session, cloud.settings, "kept@example.com", "a long passphrase!"
+        )
+        session.commit()
+    status, _headers, answer = _predict(
+        ham_fixture_paths()[2].read_bytes(), token=tokens.access_token
+    )
+    assert status == 200 and answer["stored"] is True, answer
+    with session_factory(get_engine(cloud.settings.database_url))() as session:
+        row = session.get(Prediction, uuid.UUID(answer["id"]))
+        assert row is not None
+        key = row.image_key
+    assert len(cloud.shim.calls) == 1
+    event = s3_event_for(cloud.moto, cloud.bucket, key)
+    assert on_upload_fn.handler(event, LambdaContext("on-upload"))["outcomes"] == {key: "duplicate"}
+    assert len(cloud.shim.calls) == 1  # no second model call
+    with session_factory(get_engine(cloud.settings.database_url))() as session:
+        row = session.get(Prediction, uuid.UUID(answer["id"]))
+        assert row is not None and row.status == "done"
+        assert row.source_etag == event["Records"][0]["s3"]["object"]["eTag"]

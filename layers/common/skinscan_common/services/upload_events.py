@@ -15,6 +15,9 @@ the prediction row itself. What happens when something goes wrong:
 * another invocation holds a live claim -> :class:`ScoringInFlightError`, so this delivery is
   retried later instead of being dropped (it then finds the event ``done``).
 
+A photo ``POST /v1/predict`` scored and then stored under ``uploads/`` raises an event too: its
+row is already ``done``, so the event only records the photo's ETag and calls no model.
+
 Two uploads the product did not plan for, since a presigned form stays valid for minutes:
 
 * the form used again after its photo was scored (a new ETag for a ``done`` prediction) -> the
@@ -200,10 +203,17 @@ def handle_upload(obj: S3Object, ctx: UploadContext) -> Outcome:
         return "superseded"
     with session_scope(ctx.db) as session:
         row = session.get(Prediction, prediction_id)
+        scored_already = row is not None and row.status == "done" and row.source_etag is None
         if row is not None and _replaced_after_scoring(row, obj):
             predictions.reopen(row)
             logger.info("photo replaced after it was scored; scoring it again", extra=log)
         refusal = _refusal(row, obj, ctx.max_bytes) if row is not None else None
+    if scored_already:
+        # POST /v1/predict scored these bytes before storing them (or a completed scoring lost
+        # its last write): record the ETag, call no model.
+        _finish(ctx, obj, "done")
+        logger.info("photo scored before its upload event; nothing to do", extra=log)
+        return "duplicate"
     if refusal is not None:
         _finish(ctx, obj, "done", refusal, failure=refusal)
         logger.info("upload refused", extra={**log, "reason": refusal})
