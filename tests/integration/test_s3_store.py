@@ -107,3 +107,13 @@ def test_history_with_s3_backend(
         assert httpx2.get(view["image_url"]).content == b"JPEG"
         assert client.delete("/v1/auth/me", headers=headers).status_code == 204
         assert not store.exists(key)
+
+
+def test_urls_on_aws_name_the_bucket_s_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Presigned URLs point at the regional host, not the global one that may redirect."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    store = S3ObjectStore("skinscan-dev-1-eu-west-1", region="eu-west-1")
+    regional = "https://skinscan-dev-1-eu-west-1.s3.eu-west-1.amazonaws.com/"
+    assert store.url("uploads/guest/x.jpg").startswith(regional)
+    assert store.presign_post("uploads/guest/x", ["image/jpeg"], 1000).url == regional

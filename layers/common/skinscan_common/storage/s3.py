@@ -30,11 +30,15 @@ class S3ObjectStore(ObjectStore):
         client: Any | None = None,
     ) -> None:
         self.bucket = bucket
+        # On AWS, URLs name the bucket's own region (bucket.s3.<region>.amazonaws.com): the
+        # global name can answer a new bucket with a redirect that a browser's CORS upload does
+        # not follow. A custom endpoint (moto, MinIO) keeps path-style addressing.
+        addressing = "path" if endpoint_url else "virtual"
         self.client = client or boto3.client(
             "s3",
             endpoint_url=endpoint_url,
             region_name=region,
-            config=Config(signature_version="s3v4"),
+            config=Config(signature_version="s3v4", s3={"addressing_style": addressing}),
         )
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
