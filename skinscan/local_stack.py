@@ -16,9 +16,9 @@ from fastapi import APIRouter, FastAPI, Form, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
-from skinscan import webapp
 from skinscan.local_events import dispatch_upload
 from skinscan.model_preload import ModelPreload
+from skinscan_common import webapp
 from skinscan_common.api import install_middleware
 from skinscan_common.config import Settings, get_settings
 from skinscan_common.db import get_engine, migrate

@@ -34,6 +34,7 @@ FUNCTION_DIRS = {
     "BatchStartFunction": "functions/batch_start",
     "BatchWorkerFunction": "functions/batch_worker",
     "MigrateFunction": "functions/migrate",
+    "WebFunction": "functions/web",
 }
 BUCKET_NAME_SUB = "skinscan-${Stage}-${AWS::AccountId}-${AWS::Region}"
 
@@ -193,6 +194,8 @@ def test_http_routes_and_who_guards_them(template: dict, rendered: dict) -> None
         ("GET", "/v1/predictions/{id}/report.pdf"): set(),
         ("POST", "/v1/predict"): set(),
         ("POST", "/v1/uploads"): set(),
+        ("GET", "/"): set(),  # the web app, at the API's own origin
+        ("GET", "/{proxy+}"): set(),
     }
     assert routes == expected
     # API Gateway may invoke the authorizer (HTTP APIs get no such permission by default).
@@ -421,6 +424,10 @@ def test_sam_build_of_the_whole_stack(tmp_path: Path) -> None:
     built = tmp_path / "build"
     assert (built / "template.yaml").is_file()
     assert (built / "AuthorizerFunction" / "app.py").is_file()
+    # The web app's files themselves, not a link to a folder Lambda will not have.
+    index = built / "WebFunction" / "static" / "index.html"
+    assert index.is_file() and not (built / "WebFunction" / "static").is_symlink()
+    assert index.read_bytes() == (ROOT / "web" / "index.html").read_bytes()
     layer_dirs = list(built.glob("CommonLayer*/python"))
     assert layer_dirs and (layer_dirs[0] / "skinscan_common").is_dir()
     assert (layer_dirs[0] / "jwt").is_dir()

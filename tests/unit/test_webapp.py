@@ -7,12 +7,13 @@ import json
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from skinscan.webapp import WEB_DIR, mount_web
+from skinscan.local_stack import WEB_DIR
+from skinscan_common.webapp import mount_web
 
 
 def _client() -> TestClient:
     app = FastAPI()
-    mount_web(app)
+    mount_web(app, WEB_DIR)
     return TestClient(app)
 
 

@@ -1,4 +1,5 @@
-"""Serve the web app (``web/``, plain static files) from the local stack at ``/``.
+"""Serve the web app (``web/``, plain static files) at ``/``: the local stack and, in AWS, the
+``web`` function behind the same HTTP API as ``/v1`` (one origin, so no CORS and one CSP).
 
 The app is installable: the manifest needs its own media type, the service worker must never
 be cached by the browser's HTTP cache (so a new version is picked up at once) and may control
@@ -15,8 +16,6 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
-
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 #: What the static folder may serve; anything else (the icon script, stray files) is a 404.
 SERVED_SUFFIXES = frozenset(
@@ -77,7 +76,7 @@ class WebAppFiles(StaticFiles):
         return response
 
 
-def mount_web(app: FastAPI, web_dir: Path = WEB_DIR) -> None:
+def mount_web(app: FastAPI, web_dir: Path) -> None:
     """Serve ``web_dir`` at ``/`` (mount it last: it answers every path no route took)."""
     if (web_dir / "index.html").is_file():
         app.mount("/", WebAppFiles(directory=web_dir, html=True), name="web")
