@@ -2,7 +2,7 @@
 // or heatmaps (/local-objects, presigned URLs): those are private and short-lived.
 // Bump VERSION when a shell file changes; the old cache is dropped on activation.
 
-const VERSION = 'v5';
+const VERSION = 'v6';
 const CACHE = `skinscan-shell-${VERSION}`;
 const SHELL = [
   '/',
@@ -19,6 +19,7 @@ const SHELL = [
   '/js/dom.js',
   '/js/errors.js',
   '/js/heatmap.js',
+  '/js/photo.js',
   '/js/state.js',
   '/js/screens/account.js',
   '/js/screens/history.js',

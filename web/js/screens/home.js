@@ -5,6 +5,7 @@ import * as api from '../api.js';
 import * as auth from '../auth.js';
 import { errorCard } from '../components.js';
 import { announce, append, h, icon, replace } from '../dom.js';
+import { photoToSend } from '../photo.js';
 import { setLastResult, setPendingFile, state } from '../state.js';
 
 export const title = 'Check a skin spot';
@@ -64,7 +65,8 @@ export function render(view, _params, { go }) {
     replace(feedback, h('p', { class: 'progress', role: 'status' },
       h('span', { class: 'spinner', 'aria-hidden': 'true' }), 'Checking your photo…'));
     try {
-      const result = await api.predict(state.pendingFile, { signal: controller.signal });
+      const photo = await photoToSend(state.pendingFile);
+      const result = await api.predict(photo, { signal: controller.signal });
       setLastResult(result);
       announce('Result ready');
       go(result.id && signedIn ? `#/result/${encodeURIComponent(result.id)}` : '#/result');
