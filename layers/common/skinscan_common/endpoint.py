@@ -66,8 +66,7 @@ class EndpointError(RuntimeError):
 
     def to_app_error(self) -> AppError:
         """The answer a person gets: the container's refusal as it gave it, else 503 or 502."""
-        if self.permanent:
-            assert self.status_code is not None
+        if self.permanent and self.status_code is not None:
             return AppError(
                 self.detail or "the model could not read this photo",
                 code=self.code or "invalid_image",
