@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -22,12 +24,27 @@ COMMANDS: dict[str, str] = {
 HELP: dict[str, str] = {
     "serve": "run the local stack (every function in one app)",
     "invoke": "run a function's Lambda handler in-process with an API Gateway event",
-    "predict": "score one image with the local model",
-    "batch": "score a folder of images",
+    "predict": "score images, or folders of images, with the local model (CSV out)",
+    "batch": "score a folder of images as a resumable batch job",
     "train": "train the model",
     "evaluate": "evaluate a trained model",
     "fit-gate": 'fit the "unknown" gate of a trained model again (weights unchanged)',
 }
+
+
+#: What a command raises for bad input (a missing file, a malformed split, no GPU...): one
+#: line on stderr and exit status 2 instead of a traceback. json.JSONDecodeError is a
+#: ValueError; it is listed for the reader.
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    ValueError,
+    KeyError,
+    RuntimeError,
+    json.JSONDecodeError,
+)
+#: Exit status when the reader of stdout went away (``| head``): 128 + SIGPIPE, as a shell says.
+BROKEN_PIPE = 141
+DEBUG_ENV = "SKINSCAN_DEBUG"
 
 
 class CommandUnavailableError(RuntimeError):
@@ -62,7 +79,11 @@ def _selected(argv: Sequence[str]) -> str | None:
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     """The parser; only the selected command's module is imported for its arguments."""
-    parser = argparse.ArgumentParser(prog="skinscan", description="SkinScan skin-lesion triage")
+    parser = argparse.ArgumentParser(
+        prog="skinscan",
+        description="SkinScan skin-lesion triage",
+        epilog=f"Errors are one line on stderr (exit status 2); {DEBUG_ENV}=1 shows the traceback.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     selected = _selected(argv)
     for name in COMMANDS:
@@ -72,21 +93,53 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def error_message(exc: BaseException) -> str:
+    """One line for an expected error: ``path: reason`` for a file error, else its text."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, KeyError):
+        return f"missing {exc.args[0]!r}" if exc.args else "missing key"
+    return str(exc) or type(exc).__name__
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: the flush at exit would hit the broken pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (tests' captured stdout)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``skinscan`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    name = _selected(argv)
     try:
         parser = build_parser(argv)
         args = parser.parse_args(argv)
         if not args.command:
             parser.print_help()
             return 2
-        return int(load_command(args.command).run(args) or 0)
+        code = int(load_command(args.command).run(args) or 0)
+        # Flushed here, not at exit, so that a reader gone away is a BrokenPipeError caught below.
+        sys.stdout.flush()
+        return code
     except CommandUnavailableError as exc:
         print(f"skinscan: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader left (``skinscan predict ... | head``): nothing more to say to anyone.
+        _silence_stdout()
+        return BROKEN_PIPE
+    except EXPECTED_ERRORS as exc:
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        prefix = f"skinscan {name}" if name else "skinscan"
+        print(f"{prefix}: {error_message(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

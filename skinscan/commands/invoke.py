@@ -46,6 +46,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--raw", action="store_true", help="print the handler's answer as is")
 
 
+def read_event(path: Path) -> dict[str, Any]:
+    """The event file's JSON object; ValueError saying where it is not one."""
+    try:
+        event = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"--event {path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"--event {path}: not UTF-8 text") from exc
+    if not isinstance(event, dict):
+        raise ValueError(f"--event {path}: expected a JSON object (an API Gateway v2 event)")
+    return event
+
+
 def prepare_event(event: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Apply --token, --header, --body and --path to an event."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
@@ -79,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if not (Path("functions") / args.function).is_dir() and not _importable(args.function):
         print(f"skinscan invoke: no function {args.function!r} under functions/", file=sys.stderr)
         return 2
-    event = prepare_event(json.loads(args.event.read_text()), args)
+    event = prepare_event(read_event(args.event), args)
     if not args.no_migrate:
         from skinscan_common.db import migrate
 

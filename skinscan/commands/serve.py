@@ -3,15 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import socket
 from pathlib import Path
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _port(text: str) -> int:
+    """A TCP port number (argparse reports the ArgumentTypeError as a usage error)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0 to 65535)")
+    return port
+
+
+def _data_dir(text: str) -> Path:
+    """A folder, existing or to be made; a file there is refused now, not at first write."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    return path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default 8000)")
-    parser.add_argument("--data-dir", type=Path, help="SQLite, objects and secret (./.skinscan)")
-    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING... (default INFO)")
+    parser.add_argument("--port", type=_port, help="port (default 8000)")
+    parser.add_argument(
+        "--data-dir", type=_data_dir, help="SQLite, objects and secret (./.skinscan)"
+    )
+    parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, help="default INFO")
 
 
 def apply_overrides(args: argparse.Namespace) -> None:
@@ -27,6 +52,23 @@ def apply_overrides(args: argparse.Namespace) -> None:
             os.environ[name] = str(value)
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything is announced (OSError: port taken...)."""
+    if not 0 <= port <= 65535:  # SKINSCAN_PORT is not checked by argparse
+        raise ValueError(f"port {port} is not a port (0 to 65535)")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # As uvicorn does: a restart may reuse a port whose old connections are in TIME_WAIT.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        # Named by the address, so that the one-line error says what could not be bound.
+        raise OSError(exc.errno, exc.strerror, f"{host}:{port}") from exc
+    return sock
+
+
 def run(args: argparse.Namespace) -> int:
     apply_overrides(args)
     import uvicorn
@@ -37,17 +79,28 @@ def run(args: argparse.Namespace) -> int:
     get_settings.cache_clear()
     settings = get_settings()
     set_log_level(settings.log_level)
+    sock = bind(settings.host, settings.port)
 
     from skinscan.local_stack import create_app
 
-    app = create_app(settings, preload_model=settings.preload_model)
-    print(f"SkinScan local stack on http://{settings.host}:{settings.port}  (docs: /docs)")
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        proxy_headers=False,
-    )
-    return 0
+    try:
+        app = create_app(settings, preload_model=settings.preload_model)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            proxy_headers=False,
+        )
+        server = uvicorn.Server(config)
+    except BaseException:
+        sock.close()
+        raise
+    port = sock.getsockname()[1]  # the one chosen when asked for port 0
+    print(f"SkinScan local stack on http://{settings.host}:{port}  (docs: /docs)", flush=True)
+    # uvicorn serves the socket bound above (and closes it at shutdown).
+    # Ctrl+C is how one stops it: a normal end (exit 0), as in uvicorn.run.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    return 0 if server.started else 1

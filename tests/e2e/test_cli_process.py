@@ -48,3 +48,39 @@ def test_invoke_prints_the_response(tmp_path: Path) -> None:
         timeout=120,
     )
     assert json.loads(me.stdout)["body"]["email"] == "ada@example.com"
+
+
+def test_output_into_a_closed_pipe_ends_quietly(
+    tmp_path: Path, random_model_dir: Path, ham_images: list[bytes]
+) -> None:
+    for i, data in enumerate(ham_images[:4]):
+        (tmp_path / f"{i}.jpg").write_bytes(data)
+    argv = [sys.executable, "-m", "skinscan", "predict", str(tmp_path), "--no-progress"]
+    proc = subprocess.Popen(
+        [*argv, "--model", str(random_model_dir)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader is gone before the first row, as `| head -0` would be
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 141  # 128 + SIGPIPE, as a shell reports it
+    assert err == ""
+
+
+def test_invoke_with_a_bad_event_file_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{bad")
+    env = {**os.environ, "SKINSCAN_DATA_DIR": str(tmp_path / "data")}
+    for event, message in ((tmp_path / "missing.json", "No such file"), (bad, "not valid JSON")):
+        done = subprocess.run(
+            [sys.executable, "-m", "skinscan", "invoke", "auth", "--event", str(event)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("skinscan invoke: ") and message in done.stderr
+        assert done.stderr.count("\n") == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -19,7 +20,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--split",
-        help="split.json of the training run (default: rebuilt from the seed on the model card)",
+        help="split.json of the training run (default: rebuilt from the seed on the model card); "
+        "one made with another seed than the card's split_seed is refused",
+    )
+    parser.add_argument(
+        "--allow-other-split",
+        action="store_true",
+        help="score a --split made with another seed anyway (its figures may include images "
+        "the model was trained on)",
     )
     parser.add_argument("--isic2017", help="ISIC 2017 folder: external melanoma-vs-rest check")
     parser.add_argument("--out", default="evaluation", help="folder for report.json and plots")
@@ -39,10 +47,16 @@ def run(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
 
     if not args.data and not args.isic2017:
-        print("nothing to evaluate: give --data and/or --isic2017")
+        print(
+            "skinscan evaluate: nothing to evaluate: give --data and/or --isic2017", file=sys.stderr
+        )
         return 2
     if args.part != "test" and (args.write_card or args.doc):
-        print("--write-card and --doc take the test part's figures: leave out --part")
+        print(
+            "skinscan evaluate: --write-card and --doc take the test part's figures: "
+            "leave out --part",
+            file=sys.stderr,
+        )
         return 2
     report = evaluate(
         Path(args.model),
@@ -54,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         write_card=args.write_card,
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         part=args.part,
+        allow_other_split=args.allow_other_split,
     )
     key = f"ham10000_{args.part}"
     summary = {k: v for k, v in report.items() if k != key}
@@ -73,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         }
     print(json.dumps(summary, indent=1))
     if args.doc and "ham10000_test" in report:
+        if report["targets"]["auc"]["measured"] is None:
+            raise ValueError("the test part's AUC is undefined (one class): no model card doc")
         import os
 
         from skinscan_engine.model_card import resolve_paths

@@ -159,9 +159,26 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
+def check_inputs(args: argparse.Namespace) -> None:
+    """Fail on a wrong --data, --out, --init or --teacher before the run folder is made."""
+    from skinscan_engine.model_card import resolve_paths
+
+    from .split import read_ham
+
+    read_ham(Path(args.data))
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    if args.resume and not (out / "last.pt").is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {out / 'last.pt'}")
+    for model in ([args.init] if args.init else []) + list(args.teachers):
+        resolve_paths(Path(model))
+
+
 def run(args: argparse.Namespace) -> int:
     from .train import train
 
+    check_inputs(args)
     chosen = train(config_from_args(args), resume=args.resume)
     print(f"checkpoint to export: {chosen}")
     if not args.no_export:

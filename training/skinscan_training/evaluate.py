@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,15 +23,15 @@ from tqdm import tqdm
 
 from skinscan_engine.engine import Engine, EngineConfig
 from skinscan_engine.model import malignant_mask
-from skinscan_engine.model_card import load_model
+from skinscan_engine.model_card import ModelCard, load_model
 from skinscan_engine.preprocessing import decode_image, fit_to_geometry, to_batch
 from skinscan_engine.verdict import is_unknown, verdict_codes
 
 from .calibration import binary_ece, top_label_ece
-from .dataset import load_images, read_metadata
+from .dataset import Record, load_images
 from .metrics import binary_metrics, bootstrap_ci, multiclass_metrics
 from .plots import plot_confusion, plot_reliability, plot_roc
-from .split import model_split
+from .split import SplitMismatchError, model_split, read_ham
 
 TARGETS = {"auc": 0.90, "sensitivity": 0.85, "specificity": 0.75, "f1": 0.708, "ece_after": 0.05}
 #: The light-colour check draws each channel's gain from 1 +- this (a white balance ~10% off).
@@ -100,7 +102,7 @@ def light_colour_check(
     after = verdicts(sc, model.threshold, model.ood_threshold)
     return {
         "gain_spread": spread,
-        "auc": round(binary_metrics(y, sc.p_malignant, model.threshold)["auc"], 4),
+        "auc": _round(binary_metrics(y, sc.p_malignant, model.threshold)["auc"]),
         "verdicts_changed": round(float(np.mean(before != after)), 4),
         "mean_abs_change_p_malignant": round(
             float(np.mean(np.abs(sc.p_malignant - plain.p_malignant))), 4
@@ -109,27 +111,73 @@ def light_colour_check(
     }
 
 
-def _with_ci(value: float, ci: tuple[float, float]) -> dict[str, float]:
-    return {"value": round(value, 4), "ci95": [round(ci[0], 4), round(ci[1], 4)]}
+def _round(value: float) -> float | None:
+    """Rounded for the report; None (JSON null) for an undefined figure, never NaN."""
+    return round(value, 4) if math.isfinite(value) else None
+
+
+def _with_ci(value: float, ci: tuple[float, float]) -> dict[str, Any]:
+    return {"value": _round(value), "ci95": [_round(ci[0]), _round(ci[1])]}
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinity replaced by None: JSON has no NaN, and a report
+    carrying one is unreadable by strict parsers (and by anyone reading it as a figure)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def warn(message: str) -> None:
+    print(f"skinscan evaluate: warning: {message}", file=sys.stderr)
+
+
+def part_records(
+    card: ModelCard,
+    records: list[Record],
+    split_file: Path | None,
+    part: str = "test",
+    allow_other_split: bool = False,
+) -> tuple[list[Record], int]:
+    """The records of one part of the model's split, and how many of the part's ids are not
+    among them (warned about: they are left out of every figure)."""
+    seed = int(card.training.get("split_seed", 0))
+    split = model_split(records, split_file, seed, allow_other=allow_other_split)
+    if split_file is not None and allow_other_split:
+        try:
+            model_split(records, split_file, seed)
+        except SplitMismatchError as exc:
+            warn(f"scored anyway (--allow-other-split), figures may be inflated: {exc}")
+    part_ids = set(split[PARTS[part]])
+    rows = [r for r in records if r.image_id in part_ids]
+    if not rows:
+        raise ValueError(
+            f"the split's {part} part ({len(part_ids)} images) matches no image in --data"
+        )
+    missing = len(part_ids) - len(rows)
+    if missing:
+        warn(
+            f"{missing} of the {len(part_ids)} images of the split's {part} part are not in "
+            "--data: left out of the figures"
+        )
+    return rows, missing
 
 
 def evaluate_ham(
     model: Engine,
     data_dir: Path,
-    split_file: Path | None,
+    rows: list[Record],
     out: Path,
     n_boot: int = 1000,
     cache_dir: Path | None = None,
     part: str = "test",
 ) -> dict[str, Any]:
-    """Figures on one part of the lesion-grouped split (``test`` unless told otherwise)."""
+    """Figures on ``rows``, one part of the lesion-grouped split (see :func:`part_records`)."""
     card = model.card
-    records = read_metadata(data_dir)
-    split = model_split(records, split_file, int(card.training.get("split_seed", 0)))
-    part_ids = set(split[PARTS[part]])
-    rows = [r for r in records if r.image_id in part_ids]
-    if not rows:
-        raise ValueError(f"the split's {part} part matches no image in --data")
     images = load_images(data_dir, rows, card.geometry, cache_dir)
     labels = np.array([card.classes.index(r.dx) for r in rows])
     groups = np.array([r.lesion_id for r in rows])
@@ -147,6 +195,10 @@ def evaluate_ham(
         name: _with_ci(binary[name], bootstrap_ci(stat(name), groups, n_boot))
         for name in ("auc", "sensitivity", "specificity", "f1", "balanced_accuracy", "precision")
     }
+    if not 0 < y.sum() < len(y):
+        only = "malignant" if y.all() else "benign"
+        headline["auc"]["note"] = f"undefined: the {part} part holds {only} images only"
+        warn(f"the {part} part holds {only} images only: AUC is undefined (null in the report)")
     multi = multiclass_metrics(labels, sc.probs, card.classes)
     calibration = {
         "temperature": card.temperature,
@@ -256,14 +308,19 @@ def check_targets(ham: dict[str, Any]) -> dict[str, dict[str, Any]]:
         k: {
             "target": (f"<= {t}" if k == "ece_after" else f">= {t}" if k != "f1" else f"> {t}"),
             "measured": measured[k],
-            "met": measured[k] <= t
-            if k == "ece_after"
-            else measured[k] > t
-            if k == "f1"
-            else measured[k] >= t,
+            "met": _met(k, measured[k], t),
         }
         for k, t in TARGETS.items()
     }
+
+
+def _met(name: str, value: float | None, target: float) -> bool | None:
+    """Whether ``value`` meets the target; None (not a guess) for an undefined figure."""
+    if value is None:
+        return None
+    if name == "ece_after":
+        return value <= target
+    return value > target if name == "f1" else value >= target
 
 
 def engine_setup(engine: Engine) -> dict[str, Any]:
@@ -285,29 +342,43 @@ def evaluate(
     write_card: bool = False,
     cache_dir: Path | None = None,
     part: str = "test",
+    allow_other_split: bool = False,
 ) -> dict[str, Any]:
     """Run every evaluation asked for, write ``out/report.json`` and the plots.
 
     ``part`` picks the HAM10000 part (report key ``ham10000_<part>``); the targets are checked
-    and the card written on the test part only.
+    and the card written on the test part only. The inputs (model, data, split, ISIC folder)
+    are checked before ``out`` is made; a split file made with another seed than the card's is
+    refused unless ``allow_other_split``.
     """
     if part not in PARTS:
         raise ValueError(f"part must be one of {tuple(PARTS)}, not {part!r}")
     if write_card and part != "test":
         raise ValueError("the model card carries test figures only: --write-card needs --part test")
-    out.mkdir(parents=True, exist_ok=True)
+    if isic_dir is not None and not (Path(isic_dir) / "labels.csv").is_file():
+        raise FileNotFoundError(f"--isic2017 {isic_dir} has no labels.csv")
+    records = read_ham(data_dir) if data_dir is not None else []
     # Evaluate through the serving engine, so the figures are those of what users get.
     model = Engine(load_model(model_path), EngineConfig(device="cpu"))
+    rows: list[Record] = []
+    missing = 0
+    if data_dir is not None:
+        rows, missing = part_records(model.card, records, split_file, part, allow_other_split)
+    out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"model_version": model.card.version, "engine": engine_setup(model)}
     if data_dir is not None:
-        ham = evaluate_ham(model, data_dir, split_file, out, n_boot, cache_dir, part)
+        ham = evaluate_ham(model, data_dir, rows, out, n_boot, cache_dir, part)
+        ham["missing_from_data"] = missing
         report[f"ham10000_{part}"] = ham
         if part == "test":
             report["targets"] = check_targets(ham)
     if isic_dir is not None:
         report["isic2017"] = evaluate_isic2017(model, isic_dir, out, n_boot)
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    report = json_safe(report)
+    (out / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
     if write_card:
+        if "targets" in report and report["targets"]["auc"]["measured"] is None:
+            raise ValueError("the test part's AUC is undefined (one class): card left as it was")
         from skinscan_engine.model_card import resolve_paths
 
         _, card_path = resolve_paths(model_path)

@@ -11,10 +11,32 @@ import json
 import random
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
-from .dataset import Record
+from .dataset import IMAGE_DIR, METADATA_FILE, Record, read_metadata
 
 PARTS = ("train", "val", "test")
+
+
+class SplitMismatchError(ValueError):
+    """A split file that is not (provably) the split the model was trained on."""
+
+
+def read_ham(data_dir: Path) -> list[Record]:
+    """The metadata of a HAM10000 folder, after checking its layout (so that a wrong --data
+    fails before any output is written, not halfway through decoding)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"--data {data_dir}: no such folder")
+    if not (data_dir / IMAGE_DIR).is_dir():
+        raise FileNotFoundError(
+            f"--data {data_dir} has no {IMAGE_DIR}/ folder: it must hold {METADATA_FILE} and "
+            f"{IMAGE_DIR}/*.jpg"
+        )
+    try:
+        return read_metadata(data_dir)
+    except KeyError as exc:
+        raise ValueError(f"{data_dir / METADATA_FILE} lacks the column {exc.args[0]!r}") from None
 
 
 def grouped_split(
@@ -56,14 +78,63 @@ def save_split(split: dict[str, list[str]], path: Path, seed: int) -> None:
     Path(path).write_text(json.dumps({"seed": seed, "grouped_by": "lesion_id", **split}, indent=1))
 
 
+def _read_split_file(path: Path) -> dict[str, Any]:
+    """A split file's JSON object, checked to list every part (ValueError saying what's wrong)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"split file {path} is not valid JSON ({exc.msg})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"split file {path}: expected a JSON object with {', '.join(PARTS)}")
+    missing = [p for p in PARTS if p not in data]
+    if missing:
+        raise ValueError(
+            f"split file {path} lacks the part {', '.join(missing)}: use the split.json of a "
+            f"training run (it lists the image ids of {', '.join(PARTS)})"
+        )
+    for part in PARTS:
+        ids = data[part]
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ValueError(f"split file {path}: part {part!r} must be a list of image ids")
+    return data
+
+
 def load_split(path: Path) -> dict[str, list[str]]:
-    data = json.loads(Path(path).read_text())
+    """The parts of a split file (ValueError if one is missing or malformed)."""
+    data = _read_split_file(path)
     return {p: list(data[p]) for p in PARTS}
 
 
+def check_split_seed(path: Path, file_seed: object, card_seed: int) -> None:
+    """Refuse a split file made with another seed than the model's: its test part would hold
+    images the model was trained on, and every figure measured on it would be inflated."""
+    if file_seed == card_seed and isinstance(file_seed, int):
+        return
+    said = "does not say its seed" if file_seed is None else f"was made with seed {file_seed!r}"
+    raise SplitMismatchError(
+        f"split file {path} {said}, but the model was trained on the split of seed "
+        f"{card_seed} (split_seed on its card): its parts may mix the model's training images "
+        "into the ones scored. Give the training run's own split.json or leave out --split "
+        "(the split is rebuilt from the card); --allow-other-split scores it anyway"
+    )
+
+
 def model_split(
-    records: list[Record], split_file: Path | None, seed: int = 0
+    records: list[Record],
+    split_file: Path | None,
+    seed: int = 0,
+    *,
+    allow_other: bool = False,
 ) -> dict[str, list[str]]:
     """The split a model was trained on: ``split_file`` if given, else rebuilt from ``seed``
-    (the split is a pure function of the metadata and the seed on the model card)."""
-    return load_split(split_file) if split_file is not None else grouped_split(records, seed=seed)
+    (the split is a pure function of the metadata and the seed on the model card).
+
+    A file made with another seed than ``seed`` is refused (SplitMismatchError) unless
+    ``allow_other``.
+    """
+    if split_file is None:
+        return grouped_split(records, seed=seed)
+    data = _read_split_file(split_file)
+    if not allow_other:
+        check_split_seed(split_file, data.get("seed"), seed)
+    return {p: list(data[p]) for p in PARTS}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -55,6 +56,17 @@ DISCLAIMER = (
 NEXT_LINE: dict[str, Any] = {"new_x": "LMARGIN", "new_y": "NEXT"}
 #: Longest side of embedded images, in pixels (keeps the PDF small whatever was uploaded).
 MAX_IMAGE_SIDE = 900
+#: Height (mm) of the box each image is fitted into, aspect kept: a 4:3 photo fills its half
+#: of the page width, and a portrait one stays on page 1 beside its overlay.
+IMAGE_BOX_HEIGHT = 66.0
+IMAGE_GAP = 6.0
+GRADCAM_TEXT = (
+    "Grad-CAM heatmap: red and yellow areas influenced the answer most, blue areas least. "
+    "The overlay shows the photo framed (cropped) the way the model saw it. The map is "
+    "coarse and partly the same for every photo; its brightest part is usually on the spot, "
+    "but it spreads over the skin around it too: a rough hint of what the model used, not an "
+    "outline of the spot."
+)
 
 
 class ReportSource(Protocol):
@@ -77,13 +89,42 @@ def _latin1(text: object) -> str:
     return str(text).encode("latin-1", "replace").decode("latin-1")
 
 
-def _jpeg(data: bytes | None) -> io.BytesIO | None:
+@dataclass(frozen=True)
+class _Picture:
+    """An image ready to embed: JPEG bytes and its size in pixels."""
+
+    jpeg: io.BytesIO
+    width: int
+    height: int
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB from any Pillow mode: 16/32-bit grey scaled down from its full range (a plain
+    ``convert`` clips it to near white), transparency composited on white (not on black).
+
+    The engine's ``preprocessing.to_rgb`` does the same with numpy; the layer has Pillow only.
+    """
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        img = img.convert("I")
+        hi = img.getextrema()[1]
+        scale = 255.0 / hi if hi > 255 else 1.0
+        img = img.point(lambda v: v * scale).convert("L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _picture(data: bytes | None) -> _Picture | None:
     """Decode, make upright RGB, shrink and re-encode an image; None if it can't be read."""
     if not data:
         return None
     try:
         with Image.open(io.BytesIO(data)) as img:
-            img = ImageOps.exif_transpose(img).convert("RGB")
+            img = _to_rgb(ImageOps.exif_transpose(img))
             img.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
             out = io.BytesIO()
             img.save(out, format="JPEG", quality=85)
@@ -91,7 +132,13 @@ def _jpeg(data: bytes | None) -> io.BytesIO | None:
         logger.warning("report: an image could not be decoded; left out")
         return None
     out.seek(0)
-    return out
+    return _Picture(out, img.width, img.height)
+
+
+def _fit(picture: _Picture, box_w: float, box_h: float) -> tuple[float, float]:
+    """The size (mm) of ``picture`` scaled to fit a ``box_w`` x ``box_h`` box, aspect kept."""
+    scale = min(box_w / picture.width, box_h / picture.height)
+    return picture.width * scale, picture.height * scale
 
 
 def _when(value: datetime | None) -> str:
@@ -110,34 +157,31 @@ class _Report(FPDF):
         self.cell(0, 6, f"SkinScan report - page {self.page_no()}/{{nb}}", align="C")
 
 
-def _images(pdf: FPDF, photo: io.BytesIO | None, overlay: io.BytesIO | None) -> None:
-    shown = [(label, img) for label, img in (("Photo", photo), ("Heatmap overlay", overlay)) if img]
+def _images(pdf: FPDF, photo: _Picture | None, overlay: _Picture | None) -> None:
+    """Photo and overlay side by side, each fitted in its half-width box, captions under them;
+    the Grad-CAM explanation only when there is an overlay to explain."""
+    shown = [(label, p) for label, p in (("Photo", photo), ("Heatmap overlay", overlay)) if p]
     if not shown:
         return
-    gap = 6
-    width = (pdf.epw - gap) / 2
+    box_w = (pdf.epw - IMAGE_GAP) / 2
+    sizes = [_fit(picture, box_w, IMAGE_BOX_HEIGHT) for _, picture in shown]
+    row_h = max(h for _, h in sizes)
+    caption_h = 6
+    if pdf.will_page_break(row_h + caption_h):
+        pdf.add_page()
     top = pdf.get_y()
-    bottom = top
-    for i, (label, img) in enumerate(shown):
-        x = pdf.l_margin + i * (width + gap)
-        info = pdf.image(img, x=x, y=top, w=width)
-        bottom = max(bottom, top + float(info.rendered_height))
-        pdf.set_xy(x, top + float(info.rendered_height) + 1)
-        pdf.set_font("Helvetica", size=9)
-        pdf.set_text_color(80, 80, 80)
-        pdf.cell(width, 5, label, align="C")
-    pdf.set_xy(pdf.l_margin, bottom + 8)
-    pdf.set_font("Helvetica", size=8)
-    pdf.multi_cell(
-        0,
-        4,
-        "Grad-CAM heatmap: red and yellow areas influenced the answer most, blue areas least. "
-        "The overlay shows the photo framed (cropped) the way the model saw it. The map is "
-        "coarse and partly the same for every photo; its brightest part is usually on the spot, "
-        "but it spreads over the skin around it too: a rough hint of what the model used, not an "
-        "outline of the spot.",
-        **NEXT_LINE,
-    )
+    pdf.set_font("Helvetica", size=9)
+    pdf.set_text_color(80, 80, 80)
+    for i, ((label, picture), (w, h)) in enumerate(zip(shown, sizes, strict=True)):
+        left = pdf.l_margin + i * (box_w + IMAGE_GAP)
+        # Centred in its box: images of different shapes still line up as one row.
+        pdf.image(picture.jpeg, x=left + (box_w - w) / 2, y=top + (row_h - h) / 2, w=w, h=h)
+        pdf.set_xy(left, top + row_h + 1)
+        pdf.cell(box_w, 5, label, align="C")
+    pdf.set_xy(pdf.l_margin, top + row_h + caption_h + 2)
+    if overlay is not None:
+        pdf.set_font("Helvetica", size=8)
+        pdf.multi_cell(0, 4, GRADCAM_TEXT, **NEXT_LINE)
     pdf.ln(2)
 
 
@@ -211,7 +255,7 @@ def render_report(
         )
         _gauge(pdf, prediction.p_malignant)
 
-    _images(pdf, _jpeg(photo), _jpeg(overlay))
+    _images(pdf, _picture(photo), _picture(overlay))
 
     pdf.set_text_color(20, 20, 20)
     pdf.set_font("Helvetica", size=10)
