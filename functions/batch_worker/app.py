@@ -5,9 +5,13 @@ bucket, writes each heatmap and overlay to ``batch/{job}/heatmaps/`` and answers
 they are committed after each call. The chunk's results go to ``batch/{job}/chunks/``; the
 worker that finishes the job's last chunk writes ``batch/{job}/results.csv``. A failed chunk is
 reported in ``batchItemFailures`` (ReportBatchItemFailures), so SQS retries it and, after
-``maxReceiveCount`` tries, dead-letters it; on that last try its open images are marked failed
-first, so the job still completes (a re-run scores them again). A second delivery of a chunk
-that another worker is scoring leaves the images to it and succeeds.
+``maxReceiveCount`` tries, dead-letters it; on that last try whatever fails fails only its own
+images (marked failed), so the job still completes (a re-run scores them again). A second
+delivery of a chunk that another worker is scoring leaves the images to it and succeeds.
+
+A failed message comes back after 60, 120, 240 then 300 s (its visibility lowered with
+``sqs:ChangeMessageVisibility``), not after the queue's 5400 s visibility timeout, which is
+there for workers that die without answering.
 """
 
 from __future__ import annotations
@@ -20,8 +24,43 @@ from skinscan_common.deps import endpoint_client, object_store
 from skinscan_common.observability import logger
 from skinscan_common.services import batch
 
+RETRY_FIRST_S = 60
+RETRY_MOST_S = 300
 
-def process(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
+
+def retry_delay_s(receives: int) -> int:
+    """How long a failed chunk waits before its next try: doubling from 60 s, at most 300 s."""
+    return min(RETRY_MOST_S, RETRY_FIRST_S * 2 ** max(0, min(receives, 10) - 1))
+
+
+def _retry_sooner(sqs: Any, settings: Settings, record: dict[str, Any], receives: int) -> Any:
+    """Lower a failed message's visibility so that SQS delivers it again in a few minutes;
+    the SQS client (made on first use)."""
+    handle = record.get("receiptHandle")
+    if not handle or not settings.batch_queue_url:
+        return sqs
+    try:
+        sqs = sqs or _sqs_client(settings)
+        sqs.change_message_visibility(
+            QueueUrl=settings.batch_queue_url,
+            ReceiptHandle=handle,
+            VisibilityTimeout=retry_delay_s(receives),
+        )
+    except Exception:  # the message then comes back after the queue's visibility timeout
+        logger.exception("could not shorten a failed chunk's wait", extra={"receive": receives})
+    return sqs
+
+
+def _sqs_client(settings: Settings) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    # Short: this runs after a chunk failed, maybe near the worker's timeout.
+    config = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2})
+    return boto3.client("sqs", region_name=settings.aws_region, config=config)
+
+
+def process(event: dict[str, Any], settings: Settings, sqs: Any = None) -> dict[str, Any]:
     """Run each record's chunk; failures are reported per message, never raised."""
     db = get_engine(settings.database_url)
     store = object_store(settings)
@@ -51,6 +90,7 @@ def process(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         except Exception:
             logger.exception("chunk failed", extra=log)
             failures.append({"itemIdentifier": message_id})
+            sqs = _retry_sooner(sqs, settings, record, receives)
             continue
         logger.info(
             "chunk scored",

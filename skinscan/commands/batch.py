@@ -4,8 +4,11 @@ The same job as in the cloud (``skinscan_common.services.batch``): the images ar
 chunks that go through an in-process queue to the local engine, and ``results.csv`` (the
 columns of ``skinscan predict --csv``) is written into the folder scored (a manifest's folder).
 Progress lives in ``.skinscan-batch/state.db`` in that folder and is committed after every
-engine batch, so a run that is killed and started again skips every image already scored.
-A manifest lists one image path per line, relative to its folder or absolute.
+engine batch, so a run that is killed and started again skips every image already scored
+(images that were missing are tried again). A folder's heatmaps and overlays
+(``*.heatmap.png``, ``*.overlay.png``, the ``--heatmaps`` folder) are outputs, never scored.
+A manifest lists one image path per line, relative to its folder or absolute; a line that is
+not CSV (a stray quote) is an error row of its own.
 Exit status: 0 all scored, 1 some rows are errors, 2 nothing to do, no model or bad input.
 """
 
@@ -20,7 +23,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -89,32 +92,63 @@ class FolderBlobs:
         os.replace(tmp, path)
 
 
-def collect(source: Path) -> tuple[Path, list[str]]:
-    """The folder scored and its image keys (paths relative to it, or absolute outside it)."""
+#: What ``--heatmaps`` writes: never an image to score, wherever it lies.
+OUTPUT_SUFFIXES = (".heatmap.png", ".overlay.png")
+
+
+@dataclass
+class Sources:
+    """The folder scored, its image keys (relative to it, or absolute outside it) and the
+    manifest lines refused (key -> reason)."""
+
+    folder: Path
+    keys: list[str]
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def _is_image(path: Path, folder: Path, outputs: Path | None) -> bool:
+    """An image to score: not our state (hidden folders), heatmaps nor overlays."""
+    return (
+        path.suffix.lower() in IMAGE_SUFFIXES
+        and not path.name.lower().endswith(OUTPUT_SUFFIXES)
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts[:-1])
+        and (outputs is None or outputs not in path.parents)
+        and path.is_file()
+    )
+
+
+def collect(source: Path, outputs: Path | None = None) -> Sources:
+    """What ``source`` asks to score; ``outputs`` (the heatmaps folder) is left out of a folder."""
     if source.is_dir():
         folder = source.resolve()
+        # Left out when it is a folder of its own inside; beside the photos (or above them)
+        # the PNGs' suffixes tell them apart.
+        outputs = outputs.resolve() if outputs else None
+        outputs = outputs if outputs is not None and folder in outputs.parents else None
         keys = sorted(
             p.relative_to(folder).as_posix()
             for p in folder.rglob("*")
-            if p.is_file()
-            and p.suffix.lower() in IMAGE_SUFFIXES
-            and not any(part.startswith(".") for part in p.relative_to(folder).parts[:-1])
+            if _is_image(p, folder, outputs)
         )
         if not keys:
             raise BatchInputError(f"no images in {source}")
-        return folder, keys
+        return Sources(folder, keys)
     if not source.is_file():
         raise BatchInputError(f"{source} is neither a folder nor a manifest file")
     folder = source.resolve().parent
     try:
-        lines = batch.parse_manifest(source.read_bytes())
-    except batch.BatchError as exc:
+        manifest = batch.parse_manifest(source.read_bytes())
+    except (batch.BatchError, OSError) as exc:
         raise BatchInputError(f"{source}: {exc}") from exc
-    keys = []
-    for line in lines:
+    keys, refused = [], {}
+    for line in manifest.keys:
+        if line in manifest.refused:  # not a path: kept as written, with the reason
+            keys.append(line)
+            refused[line] = manifest.refused[line]
+            continue
         path = Path(os.path.normpath(folder / line))  # links stay links: names as listed
         keys.append(path.relative_to(folder).as_posix() if folder in path.parents else str(path))
-    return folder, list(dict.fromkeys(keys))
+    return Sources(folder, list(dict.fromkeys(keys)), refused)
 
 
 @contextlib.contextmanager
@@ -145,8 +179,9 @@ class Options:
 class Summary:
     folder: Path
     total: int
-    scored: int = 0
+    scored: int = 0  # by this run
     skipped: int = 0
+    scored_before: int = 0  # by earlier runs (the job's own count when this one started)
     errors: int = 0
     failed_chunks: list[int] = field(default_factory=list)
 
@@ -173,12 +208,13 @@ def score_folder(
     source: Path, options: Options, on_chunk: Callable[[batch.ChunkReport], None] | None = None
 ) -> Summary:
     """Run (or resume) the job of ``source``; ``on_chunk`` is called after each chunk."""
-    folder, keys = collect(source)
+    sources = collect(source, options.heatmaps)
+    folder = sources.folder
     state = folder / STATE_DIR
     blobs = FolderBlobs(folder)
     heatmaps = f"{options.heatmaps.resolve()}/" if options.heatmaps else None
     layout = batch.JobLayout(str(folder / "results.csv"), f"{state}/chunks/", heatmaps)
-    summary = Summary(folder=folder, total=len(keys))
+    summary = Summary(folder=folder, total=len(sources.keys))
     with _only_run(state):
         url = f"sqlite:///{(state / 'state.db').as_posix()}"
         migrate(url)
@@ -186,10 +222,18 @@ def score_folder(
         try:
             with session_scope(db) as session:
                 chunks = batch.start_job(
-                    session, JOB_ID, str(source), keys, max(1, options.chunk_size), check_keys=False
+                    session,
+                    JOB_ID,
+                    str(source),
+                    sources.keys,
+                    max(1, options.chunk_size),
+                    check_keys=False,
+                    refused=sources.refused,
                 )
                 job = session.get(batch.BatchJob, JOB_ID)
                 finished_before = job.done + job.failed if job else 0
+                summary.scored_before = job.done if job else 0
+                summary.total = job.total if job else summary.total
             if chunks:
                 _run_queue(db, chunks, blobs, layout, options, summary, finished_before, on_chunk)
             else:
@@ -200,6 +244,12 @@ def score_folder(
         finally:
             db.dispose()
     return summary
+
+
+def _scored(summary: Summary, bar: Any, count: int) -> None:
+    """Images answered (a chunk that fails later still scored these)."""
+    summary.scored += count
+    bar.update(count)
 
 
 def _run_queue(
@@ -242,7 +292,7 @@ def _run_queue(
                     # One process runs the job: a lease would only hold back the images of a
                     # run that was killed, when it is started again.
                     lease_s=0,
-                    on_scored=bar.update,
+                    on_scored=lambda count: _scored(summary, bar, count),
                 )
             except Exception as exc:
                 if tries[message.chunk] > options.retries:
@@ -251,7 +301,6 @@ def _run_queue(
                 else:
                     pending.put(message)  # retried after the others, like SQS would
                 continue
-            summary.scored += report.scored
             summary.skipped += report.skipped
             if on_chunk is not None:
                 on_chunk(report)
@@ -277,14 +326,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = score_folder(args.source, options_from(args))
     except BatchInputError as exc:
-        print(f"skinscan batch: {exc}", file=sys.stderr)
+        print(f"skinscan batch: {' '.join(str(exc).splitlines())}", file=sys.stderr)  # one line
         return 2
     except (FileNotFoundError, ValueError) as exc:
         print(f"skinscan batch: cannot load the model: {exc}", file=sys.stderr)
         return 2
     print(
         f"skinscan batch: {summary.total} images, scored {summary.scored} now, "
-        f"{summary.total - summary.scored} scored before; {summary.errors} errors; "
+        f"{summary.scored_before} scored before; {summary.errors} errors; "
         f"results: {summary.results}",
         file=sys.stderr,
     )

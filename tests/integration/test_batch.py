@@ -76,7 +76,7 @@ def test_result_columns_are_those_of_predict_csv() -> None:
 
 def test_parse_manifest() -> None:
     data = b"\xef\xbb\xbfkey\nimages/a.jpg\n\n# a comment\nimages/b.jpg,extra\nimages/a.jpg\n"
-    assert batch.parse_manifest(data) == ["images/a.jpg", "images/b.jpg"]
+    assert batch.parse_manifest(data) == batch.Manifest(["images/a.jpg", "images/b.jpg"])
     with pytest.raises(batch.BatchError, match="no object keys"):
         batch.parse_manifest(b"\n# nothing\n")
     with pytest.raises(batch.BatchError, match="UTF-8"):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -184,3 +185,105 @@ def test_killed_batch_process_restarts_and_finishes(tmp_path: Path, model_dir: P
     assert scored_now == 50 - before  # nothing scored before the kill was scored again
     images = [r["image"] for r in _results(folder)]
     assert len(images) == len(set(images)) == 50
+
+
+# -- with a stand-in model: what the command finds, counts and says ----------------------------
+
+
+class FakeService:
+    """``ScoringService.answer_many`` without a model; a batch holding ``poison`` fails whole
+    (as a CUDA error would)."""
+
+    def __init__(self, poison: bytes | None = None) -> None:
+        self.poison = poison
+
+    def answer_many(self, images: list[bytes]) -> list[dict[str, Any]]:
+        if self.poison is not None and self.poison in images:
+            raise RuntimeError("CUDA error: device-side assert")
+        png = b"\x89PNG\r\n\x1a\n" + b"0" * 16
+        answer = {
+            "verdict": "benign",
+            "p_malignant": 0.1,
+            "confidence": 0.9,
+            "top_class": "nv",
+            "probabilities": {"nv": 0.9},
+            "ood_score": 1.0,
+            "model_version": "fake",
+            "heatmap_png": png,
+            "overlay_png": png,
+        }
+        return [answer for _ in images]
+
+    def close(self) -> None:
+        pass
+
+
+def _photos(tmp_path: Path, names: list[str]) -> Path:
+    folder = tmp_path / "photos"
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(f"JPEG {name}".encode())
+    return folder
+
+
+def _use(monkeypatch: pytest.MonkeyPatch, service: FakeService) -> None:
+    monkeypatch.setattr(batch_cmd, "_service", lambda _options: service)
+
+
+def test_heatmaps_written_into_the_folder_are_not_scored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _photos(tmp_path, ["a.jpg", "sub/b.jpg"])
+    _use(monkeypatch, FakeService())
+    command = [str(folder), "--heatmaps", str(folder / "heatmaps"), "--no-progress"]
+    for _run in range(2):
+        assert batch_cmd.main(command) == 0
+        assert [r["image"] for r in _results(folder)] == ["a.jpg", "sub/b.jpg"]
+    assert (folder / "heatmaps" / "sub" / "b.jpg.overlay.png").exists()
+    # Without --heatmaps, the PNGs it wrote are still outputs, not photos.
+    assert batch_cmd.main([str(folder), "--no-progress"]) == 0
+    assert len(_results(folder)) == 2
+    # Heatmaps beside the photos (or in a folder above them): told apart by their names.
+    beside = _photos(tmp_path / "beside", ["a.jpg", "sub/b.jpg"])
+    for maps in (beside, beside.parent):
+        assert batch_cmd.main([str(beside), "--heatmaps", str(maps), "--no-progress"]) == 0
+        assert [r["image"] for r in _results(beside)] == ["a.jpg", "sub/b.jpg"]
+        assert (beside / "sub" / "b.jpg.heatmap.png").exists()
+
+
+def test_summary_counts_from_the_job_when_a_chunk_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = [f"img{i}.jpg" for i in range(8)]
+    folder = _photos(tmp_path, names)
+    _use(monkeypatch, FakeService(poison=b"JPEG img5.jpg"))
+    command = [str(folder), "--chunk-size", "4", "--batch-size", "2", "--no-progress"]
+    assert batch_cmd.main([*command, "--retries", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "chunk 1 failed" in err
+    assert "8 images, scored 6 now, 0 scored before; 2 errors" in err  # img4, img5
+    assert [r["verdict"] for r in _results(folder)][4:6] == ["error", "error"]
+    _use(monkeypatch, FakeService())
+    assert batch_cmd.main(command) == 0
+    assert "8 images, scored 2 now, 6 scored before; 0 errors" in capsys.readouterr().err
+
+
+def test_bad_manifests_and_bad_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _photos(tmp_path, ["a.jpg", "b.jpg", "c.jpg"])
+    _use(monkeypatch, FakeService())
+    manifest = folder / "list.csv"
+    manifest.write_text("image\na.jpg\n" + "x" * 200_000 + '\n"b.jpg\nc.jpg\n')
+    assert batch_cmd.main([str(manifest), "--no-progress"]) == 1  # some rows are errors
+    rows = _results(folder)
+    assert [r["image"] for r in rows][::2] == ["a.jpg", '"b.jpg']
+    assert rows[-1] == {**rows[0], "image": "c.jpg"}  # the lines after a stray quote: scored
+    assert "line 3: not a CSV line (field larger" in rows[1]["error"]
+    assert len(rows[1]["image"].encode()) < 1024
+    assert rows[2]["verdict"] == "error" and "line 4: not a CSV line" in rows[2]["error"]
+    assert "Traceback" not in capsys.readouterr().err
+    manifest.write_text("image\na.jpg\n", encoding="utf-16")  # Excel's "Unicode text"
+    assert batch_cmd.main([str(manifest), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"skinscan batch: {manifest}: the manifest is not UTF-8 text\n"

@@ -6,17 +6,22 @@ in-process queue and the local engine, its state in a SQLite file next to the im
 
 Every image is a ``batch_items`` row; results are committed after each endpoint call, so a run
 that dies half way loses at most the call in flight, and re-running the job (or re-delivering
-a chunk) skips every image already scored. Images the model refuses (missing, not an image)
-are ``rejected`` for good; images lost to an endpoint failure on a chunk's last try are
-``failed`` and scored again when the job is re-run.
+a chunk) skips every image already scored. Images the model refuses (not an image, too large)
+and manifest lines that can't name an object (bad CSV, too long, a user's private key) are
+``rejected`` for good; images lost to a failure on a chunk's last try, and images not (yet) in
+the store, are ``failed`` and tried again when the job is re-run.
 
 A delivery first leases the chunk's open images (``owner``, ``leased_until``). A second
 delivery of the chunk at the same moment (SQS delivers at least once; a job re-run queues
 chunks again) finds them leased and leaves them to the first, which still holds its message
-and is retried if it dies; a lease that outlives its worker expires.
+and is retried if it dies; a lease that outlives its worker expires. On a chunk's last try
+whatever fails (the endpoint, the database, a write) fails only the images it concerns, and the
+chunk still finishes so that the job completes.
 
-When no image is left pending, whoever finished last claims the job and writes
-``results.csv`` (the columns of ``skinscan predict --csv``) from the rows.
+When no image is left pending, whoever finished last claims the job (``finalizing``), writes
+``results.csv`` (the columns of ``skinscan predict --csv``) from the rows, then marks it
+``done``. A failed write gives the claim back for the retried message; a claim left by a worker
+that died is taken over once it is older than :data:`FINALIZE_STALE_S`.
 """
 
 from __future__ import annotations
@@ -27,18 +32,23 @@ import io
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from skinscan_common.db.engine import session_scope
 from skinscan_common.db.models import BatchItem, BatchJob, utcnow
 from skinscan_common.observability import logger
-from skinscan_common.services.batch_scoring import Blobs, output_keys
+from skinscan_common.services.batch_scoring import (
+    NO_SUCH_IMAGE,
+    Blobs,
+    output_keys,
+    private_key_error,
+)
 from skinscan_common.storage import InvalidKeyError, validate_key
 
 #: The columns of ``results.csv`` and of ``skinscan predict --csv``.
@@ -53,8 +63,16 @@ RESULT_COLUMNS = (
     "error",
 )
 RESULT_FIELDS = ("verdict", "p_malignant", "confidence", "top_class", "ood_score", "model_version")
+#: The longest key stored (``batch_items.key`` and S3 keys): longer ones are rejected, cut short.
+MAX_KEY_BYTES = 1024
+#: A ``finalizing`` claim older than this was left by a writer that died (a worker lives 900 s).
+FINALIZE_STALE_S = 960
+#: On a last try, after this many failed endpoint calls in a row the rest are not tried: the
+#: endpoint is down, and waiting for each call's timeout would outlive the worker.
+FAILED_CALLS_IN_A_ROW = 2
 _JOB_NAME = re.compile(r"^[A-Za-z0-9._=+-]+(/[A-Za-z0-9._=+-]+)*$")
-_INSERT_ROWS = 1000
+_LINE_BREAK = re.compile(r"\r\n?|\n")
+_KEPT_FIELDS = (*RESULT_FIELDS, "status", "error", "heatmap_key", "overlay_key", "attempts")
 Score = Callable[[list[dict[str, str]]], Sequence[dict[str, Any]]]
 
 
@@ -73,21 +91,38 @@ class BatchError(ValueError):
 
 @dataclass(frozen=True)
 class JobLayout:
-    """Where a job's outputs go: per-chunk results, ``results.csv``, heatmaps (or none)."""
+    """Where a job's outputs go: per-chunk results, ``results.csv``, heatmaps (or none).
+
+    ``bucket``: the outputs are object keys (at most :data:`MAX_KEY_BYTES`), not local paths.
+    """
 
     results_key: str
     chunks_prefix: str
     heatmaps_prefix: str | None
+    bucket: bool = False
 
     @classmethod
     def for_bucket(cls, job_id: str) -> JobLayout:
         """``batch/{job}/results.csv``, ``batch/{job}/chunks/``, ``batch/{job}/heatmaps/``."""
         return cls(
-            f"batch/{job_id}/results.csv", f"batch/{job_id}/chunks/", f"batch/{job_id}/heatmaps/"
+            f"batch/{job_id}/results.csv",
+            f"batch/{job_id}/chunks/",
+            f"batch/{job_id}/heatmaps/",
+            bucket=True,
         )
 
     def chunk_key(self, chunk: int) -> str:
         return f"{self.chunks_prefix}{chunk:06d}.csv"
+
+    def request(self, key: str) -> dict[str, str]:
+        """The endpoint's item for ``key``: with where its PNGs go, when those keys can exist."""
+        if self.heatmaps_prefix is None:
+            return {"key": key}
+        request = output_keys(self.heatmaps_prefix, key)
+        longest = max(len(request[name].encode()) for name in ("heatmap_key", "overlay_key"))
+        if self.bucket and longest > MAX_KEY_BYTES:
+            return {"key": key}  # scored all the same, without heatmaps
+        return request
 
 
 @dataclass(frozen=True)
@@ -125,6 +160,14 @@ class ChunkReport:
 # -- manifests ----------------------------------------------------------------------------------
 
 
+@dataclass
+class Manifest:
+    """A manifest's keys in order, and why some of its lines can't name an object."""
+
+    keys: list[str]
+    refused: dict[str, str] = field(default_factory=dict)  # key -> reason
+
+
 def job_of_manifest(key: str) -> str:
     """``batch/{job}/manifest.csv`` -> ``job``; :class:`BatchError` for any other key."""
     if key.startswith("batch/") and key.endswith("/manifest.csv"):
@@ -134,26 +177,41 @@ def job_of_manifest(key: str) -> str:
     raise BatchError(f"not a batch manifest key (batch/JOB/manifest.csv): {key!r}")
 
 
-def parse_manifest(data: bytes) -> list[str]:
+def _line_key(line: str) -> tuple[str, str | None]:
+    """A manifest line's key (its first CSV column) and, when the line is not CSV, why."""
+    try:
+        row = next(csv.reader([line], strict=True), [])
+    except csv.Error as exc:  # a stray quote, a field over csv's size limit
+        return line.strip(), f"not a CSV line ({exc})"
+    return (row[0].strip() if row else ""), None
+
+
+def parse_manifest(data: bytes) -> Manifest:
     """One object key per line (first CSV column); blank lines, ``#`` comments, an
-    ``image``/``key`` header and repeated keys are skipped. :class:`BatchError` when empty."""
+    ``image``/``key`` header and repeated keys are skipped. :class:`BatchError` when empty.
+
+    Each line is read on its own: a stray quote spoils its own line (refused, with the reason)
+    rather than swallowing the lines after it into one key.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BatchError("the manifest is not UTF-8 text") from exc
-    keys: list[str] = []
+    manifest = Manifest([])
     seen: set[str] = set()
-    for row in csv.reader(io.StringIO(text)):
-        key = row[0].strip() if row else ""
+    for number, line in enumerate(_LINE_BREAK.split(text), start=1):
+        key, problem = _line_key(line)
         if not key or key.startswith("#") or key in seen:
             continue
-        if not keys and key.lower() in ("image", "key"):
+        if not manifest.keys and problem is None and key.lower() in ("image", "key"):
             continue
         seen.add(key)
-        keys.append(key)
-    if not keys:
+        manifest.keys.append(key)
+        if problem is not None:
+            manifest.refused[key] = f"manifest line {number}: {problem}"
+    if not manifest.keys:
         raise BatchError("the manifest lists no object keys (one key per line)")
-    return keys
+    return manifest
 
 
 def chunk_count(total: int, chunk_size: int) -> int:
@@ -163,52 +221,131 @@ def chunk_count(total: int, chunk_size: int) -> int:
 # -- starting a job -----------------------------------------------------------------------------
 
 
-def _fingerprint(keys: Sequence[str], chunk_size: int) -> str:
+def _fingerprint(keys: Iterable[str], chunk_size: int) -> str:
     return hashlib.sha256(f"{chunk_size}\n".encode() + "\n".join(keys).encode()).hexdigest()
 
 
+def _stand_in(key: str) -> str:
+    """What is stored for a key that can't be: its start, printable and cut short, and a digest
+    of the whole (two long keys that start alike stay two rows)."""
+    raw = key.encode("utf-8", "backslashreplace")
+    printable = raw.decode().replace("\x00", "\\x00")
+    head = printable.encode()[:256].decode("utf-8", "ignore")
+    return f"{head}... [{len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()[:16]}]"
+
+
+def _unstorable(key: str) -> str | None:
+    """Why ``key`` can't be a row's key (PostgreSQL's limits, S3's), or None."""
+    try:
+        size = len(key.encode())
+    except UnicodeEncodeError:
+        return "the name is not valid UTF-8"
+    if "\x00" in key:
+        return "the key contains a NUL character"
+    if size > MAX_KEY_BYTES:
+        return f"the key is {size} bytes long; object keys are at most {MAX_KEY_BYTES}"
+    return None
+
+
+def _screen(keys: Sequence[str], refused: Mapping[str, str]) -> dict[str, str | None]:
+    """Each key as stored -> why it is refused (None: to be scored), in order, repeats dropped.
+
+    A key that can't be stored is replaced by its :func:`_stand_in`, so that one bad line
+    rejects only itself instead of failing the whole job's insert.
+    """
+    screened: dict[str, str | None] = {}
+    for key in keys:
+        problem = _unstorable(key)
+        stored = key if problem is None else _stand_in(key)
+        screened.setdefault(stored, refused.get(key) or problem)
+    return screened
+
+
 def _key_error(key: str, check_keys: bool) -> str | None:
+    """Why a bucket job can't score ``key``, or None (local jobs: ``check_keys`` False)."""
     if not check_keys:
         return None
     try:
         validate_key(key)
     except InvalidKeyError as exc:
         return str(exc)
-    return None
+    return private_key_error(key)
+
+
+def _kept_results(session: Session, job_id: str) -> dict[str, dict[str, Any]]:
+    """The job's final rows (done, rejected) by key: a changed manifest keeps them."""
+    query = select(BatchItem.key, *(getattr(BatchItem, name) for name in _KEPT_FIELDS)).where(
+        BatchItem.job_id == job_id, BatchItem.status.in_(("done", "rejected"))
+    )
+    return {
+        row.key: {name: row._mapping[name] for name in _KEPT_FIELDS}
+        for row in session.execute(query)
+    }
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value: Any) -> str:
+    """A value in COPY's text format: ``\\N`` for NULL, backslash escapes in strings."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def _insert_items(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert the rows: one ``COPY`` on PostgreSQL, where pg8000 runs an executemany as one
+    round trip per row (100,000 keys took 37 s) and SQLAlchemy's multi-row ``VALUES`` spends
+    longer still compiling; SQLite runs its executemany in-process."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(BatchItem), rows)
+        return
+    columns = list(rows[0])
+    data = "".join("\t".join([_copy_field(row[name]) for name in columns]) + "\n" for row in rows)
+    copy = f"COPY {BatchItem.__tablename__} ({', '.join(columns)}) FROM STDIN"
+    cursor = session.connection().connection.cursor()  # pg8000's, in the session's transaction
+    try:
+        cursor.execute(copy, stream=io.BytesIO(data.encode()))
+    finally:
+        cursor.close()
 
 
 def _write_items(
-    session: Session, job_id: str, keys: Sequence[str], chunk_size: int, check_keys: bool
+    session: Session,
+    job_id: str,
+    screened: Mapping[str, str | None],
+    chunk_size: int,
+    check_keys: bool,
 ) -> None:
     """(Re)write the job's items, keeping the results of images already scored."""
-    kept = {
-        item.key: item
-        for item in session.scalars(
-            select(BatchItem).where(
-                BatchItem.job_id == job_id, BatchItem.status.in_(("done", "rejected"))
-            )
-        )
-    }
-    keep_fields = (*RESULT_FIELDS, "status", "error", "heatmap_key", "overlay_key", "attempts")
+    kept = _kept_results(session, job_id)
+    now = utcnow()
     rows = []
-    for position, key in enumerate(keys):
-        row: dict[str, Any] = {
-            "job_id": job_id,
-            "position": position,
-            "key": key,
-            "chunk": position // chunk_size,
-            "status": "pending",
-            "attempts": 0,
-            "updated_at": utcnow(),
-        }
+    for position, (key, refusal) in enumerate(screened.items()):
+        # Every row has every column: COPY takes one column list for all.
+        row: dict[str, Any] = dict.fromkeys(_KEPT_FIELDS)
+        row.update(
+            job_id=job_id,
+            position=position,
+            key=key,
+            chunk=position // chunk_size,
+            status="pending",
+            attempts=0,
+            owner=None,
+            leased_until=None,
+            updated_at=now,
+        )
         if key in kept:
-            row.update({name: getattr(kept[key], name) for name in keep_fields})
-        elif (error := _key_error(key, check_keys)) is not None:
-            row.update(status="rejected", error=error)
+            row.update(kept[key])
+        elif (error := refusal or _key_error(key, check_keys)) is not None:
+            row.update(status="rejected", error=error[:2000])
         rows.append(row)
     session.execute(delete(BatchItem).where(BatchItem.job_id == job_id))
-    for start in range(0, len(rows), _INSERT_ROWS):
-        session.execute(insert(BatchItem), rows[start : start + _INSERT_ROWS])
+    _insert_items(session, rows)
 
 
 def start_job(
@@ -219,16 +356,20 @@ def start_job(
     chunk_size: int,
     *,
     check_keys: bool = True,
+    refused: Mapping[str, str] | None = None,
 ) -> list[ChunkMessage]:
     """Create or re-run a job; the chunks that still have images to score.
 
     A re-run of the same manifest keeps every row and re-queues only images not yet scored
-    (endpoint failures included); a changed manifest keeps the results of the keys it still
-    lists. ``check_keys`` refuses keys that are not valid object keys (the bucket's rules).
+    (failures and images that were missing included); a changed manifest keeps the results of
+    the keys it still lists. ``refused`` (:attr:`Manifest.refused`) and keys that can't be
+    stored are rejected with their reason; ``check_keys`` also refuses keys that are not valid
+    object keys (the bucket's rules) or that name users' photos and results.
     """
     if chunk_size < 1:
         raise BatchError("chunk size must be at least 1")
-    fingerprint = _fingerprint(keys, chunk_size)
+    screened = _screen(keys, refused or {})
+    fingerprint = _fingerprint(screened, chunk_size)
     # Locked (PostgreSQL): two starts of one job at the same moment run one after the other.
     job = session.get(BatchJob, job_id, with_for_update=True)
     if job is None:
@@ -244,9 +385,9 @@ def start_job(
             .values(status="pending", updated_at=utcnow())
         )
     else:
-        _write_items(session, job_id, keys, chunk_size, check_keys)
+        _write_items(session, job_id, screened, chunk_size, check_keys)
     job.manifest_key, job.manifest_sha256, job.chunk_size = manifest_key, fingerprint, chunk_size
-    job.total, job.chunks_total = len(keys), chunk_count(len(keys), chunk_size)
+    job.total, job.chunks_total = len(screened), chunk_count(len(screened), chunk_size)
     job.status, job.completed_at = "running", None
     session.flush()
     refresh_progress(session, job)
@@ -301,26 +442,65 @@ def results_csv(session: Session, job_id: str, chunk: int | None = None) -> byte
     return out.getvalue().encode()
 
 
-def finalize(db: Engine, job_id: str, out: Blobs, layout: JobLayout) -> bool:
-    """Write ``results.csv`` if no image is pending and nobody else is writing it."""
+def _claim_finishing(db: Engine, job_id: str) -> bool:
+    """Mark the job ``finalizing`` if no image is pending and nobody else is finishing it
+    (a ``finalizing`` older than :data:`FINALIZE_STALE_S` is a dead writer's: taken over)."""
     with session_scope(db) as session:
         job = session.get(BatchJob, job_id)
         if job is None or refresh_progress(session, job) > 0:
             return False
+        stale = utcnow() - timedelta(seconds=FINALIZE_STALE_S)
+        claimable = or_(
+            BatchJob.status == "running",
+            and_(BatchJob.status == "finalizing", BatchJob.updated_at < stale),
+        )
         claimed = session.execute(
             update(BatchJob)
-            .where(BatchJob.id == job_id, BatchJob.status == "running")
+            .where(BatchJob.id == job_id, claimable)
             .values(status="finalizing", updated_at=utcnow())
         ).rowcount
-    if not claimed:
+    return bool(claimed)
+
+
+def _give_back_claim(db: Engine, job_id: str) -> None:
+    """``finalizing`` -> ``running``: the write failed; the retried message finishes the job."""
+    try:
+        with session_scope(db) as session:
+            session.execute(
+                update(BatchJob)
+                .where(BatchJob.id == job_id, BatchJob.status == "finalizing")
+                .values(status="running", updated_at=utcnow())
+            )
+    except Exception:  # the database may be what failed: the claim goes stale and is taken over
+        logger.exception("could not give back the job's finalizing claim", extra={"job_id": job_id})
+
+
+def finalize(db: Engine, job_id: str, out: Blobs, layout: JobLayout) -> bool:
+    """Write ``results.csv`` and mark the job ``done`` if no image is pending and nobody else
+    is writing it. ``done`` comes after the write, so a job is never done without its results;
+    a failed write raises and leaves the job ``running`` for the caller's retry to finish."""
+    if not _claim_finishing(db, job_id):
         return False
-    with session_scope(db) as session:
-        out.put(layout.results_key, results_csv(session, job_id), "text/csv")
-        job = session.get(BatchJob, job_id)
-        assert job is not None
-        job.status, job.results_key, job.completed_at = "done", layout.results_key, utcnow()
-    logger.info("batch job finished", extra={"job_id": job_id, "results": layout.results_key})
-    return True
+    try:
+        with session_scope(db) as session:
+            out.put(layout.results_key, results_csv(session, job_id), "text/csv")
+            finished = session.execute(
+                # Still ours: a re-run started meanwhile set it running, and finishes it again.
+                update(BatchJob)
+                .where(BatchJob.id == job_id, BatchJob.status == "finalizing")
+                .values(
+                    status="done",
+                    results_key=layout.results_key,
+                    completed_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+            ).rowcount
+    except Exception:
+        _give_back_claim(db, job_id)
+        raise
+    if finished:
+        logger.info("batch job finished", extra={"job_id": job_id, "results": layout.results_key})
+    return bool(finished)
 
 
 # -- running a chunk ----------------------------------------------------------------------------
@@ -395,31 +575,60 @@ def _record(session: Session, job_id: str, keys: Sequence[str], answers: Iterabl
             continue  # scored meanwhile by another delivery, or dropped from the manifest
         item.attempts += 1
         item.owner, item.leased_until = None, None
+        error = str(answer.get("error") or "not scored")[:2000]
         if answer.get("status") == "done":
             for name in (*RESULT_FIELDS, "heatmap_key", "overlay_key"):
                 setattr(item, name, answer.get(name))
             item.status, item.error = "done", None
+        elif error == NO_SUCH_IMAGE:
+            # Not uploaded yet, perhaps (a manifest sent with its images): a re-run tries again.
+            item.status, item.error = "failed", error
         else:
-            item.status, item.error = "rejected", str(answer.get("error") or "not scored")[:2000]
+            item.status, item.error = "rejected", error
 
 
-def _fail(session: Session, job_id: str, keys: Sequence[str], reason: str) -> None:
-    session.execute(
-        update(BatchItem)
-        .where(
-            BatchItem.job_id == job_id,
-            BatchItem.key.in_(keys),
-            BatchItem.status != "done",
+def _fail(db: Engine, job_id: str, keys: Sequence[str], reason: str) -> None:
+    """Mark the images not scored ``failed`` with ``reason`` (a re-run scores them again)."""
+    try:
+        with session_scope(db) as session:
+            session.execute(
+                update(BatchItem)
+                .where(
+                    BatchItem.job_id == job_id,
+                    BatchItem.key.in_(keys),
+                    BatchItem.status != "done",
+                )
+                .values(
+                    status="failed",
+                    error=reason[:2000],
+                    attempts=BatchItem.attempts + 1,
+                    owner=None,
+                    leased_until=None,
+                    updated_at=utcnow(),
+                )
+            )
+    except Exception:  # the database is down: the images stay pending (see run_chunk)
+        logger.exception("could not mark the chunk's images failed", extra={"job_id": job_id})
+
+
+def _score_part(db: Engine, job_id: str, keys: list[str], score: Score, layout: JobLayout) -> None:
+    """One endpoint call for ``keys``, its answers committed."""
+    answers = score([layout.request(key) for key in keys])
+    if len(answers) != len(keys):
+        raise BatchError("the endpoint answered the wrong number of results")
+    with session_scope(db) as session:
+        _record(session, job_id, keys, answers)
+        if (job := session.get(BatchJob, job_id)) is not None:
+            refresh_progress(session, job)  # the job row shows live progress
+
+
+def _write_chunk_results(db: Engine, message: ChunkMessage, out: Blobs, layout: JobLayout) -> None:
+    with session_scope(db) as session:
+        out.put(
+            layout.chunk_key(message.chunk),
+            results_csv(session, message.job_id, message.chunk),
+            "text/csv",
         )
-        .values(
-            status="failed",
-            error=reason[:2000],
-            attempts=BatchItem.attempts + 1,
-            owner=None,
-            leased_until=None,
-            updated_at=utcnow(),
-        )
-    )
 
 
 def run_chunk(
@@ -440,8 +649,12 @@ def run_chunk(
     ``owner`` names this delivery (the SQS message id; a fresh id when None); the images are
     leased to it for ``lease_s`` seconds, which should outlive the worker's timeout. Images
     another delivery holds are left to it; when it holds them all, nothing is written.
-    An endpoint failure is raised (the message is retried); on ``last_try`` the open images
-    are first marked ``failed``, the chunk is counted as finished and the job may complete.
+
+    A failure is raised (the message is retried; the images not yet scored are released).
+    On ``last_try`` a failed call (endpoint, database) marks only its own images ``failed``
+    and the next call goes on; after :data:`FAILED_CALLS_IN_A_ROW` failed calls the rest are
+    failed untried. The chunk's results are written and the job may complete whatever failed;
+    the first failure is raised afterwards.
     """
     owner = owner or uuid.uuid4().hex
     with session_scope(db) as session:
@@ -463,38 +676,37 @@ def run_chunk(
             extra={"job_id": message.job_id, "chunk": message.chunk, "in_flight": held},
         )
         return report  # the holder writes the chunk's results and may finish the job
+    log = {"job_id": message.job_id, "chunk": message.chunk}
     failure: Exception | None = None
+    failed_in_a_row = 0
     for start in range(0, len(open_items), invoke_size):
         part = open_items[start : start + invoke_size]
-        requests = [
-            output_keys(layout.heatmaps_prefix, key) if layout.heatmaps_prefix else {"key": key}
-            for key in part
-        ]
+        if failed_in_a_row >= FAILED_CALLS_IN_A_ROW:
+            reason = f"not tried: {failed_in_a_row} calls in a row failed ({failure})"
+            _fail(db, message.job_id, open_items[start:], reason)
+            break
         try:
-            answers = score(requests)
-            if len(answers) != len(part):
-                raise BatchError("the endpoint answered the wrong number of results")
+            _score_part(db, message.job_id, part, score, layout)
         except Exception as exc:
             if not last_try:
                 _release(db, message.job_id, open_items[start:], owner)
                 raise
-            with session_scope(db) as session:
-                _fail(session, message.job_id, open_items[start:], f"scoring failed: {exc}")
-            failure = exc
-            break
-        with session_scope(db) as session:
-            _record(session, message.job_id, part, answers)
-            if (job := session.get(BatchJob, message.job_id)) is not None:
-                refresh_progress(session, job)  # the job row shows live progress
+            logger.exception("a call failed on the chunk's last try", extra=log)
+            failure, failed_in_a_row = failure or exc, failed_in_a_row + 1
+            _fail(db, message.job_id, part, f"scoring failed: {exc}")
+            continue
+        failed_in_a_row = 0
         report.scored += len(part)
         if on_scored is not None:
             on_scored(len(part))
-    with session_scope(db) as session:
-        out.put(
-            layout.chunk_key(message.chunk),
-            results_csv(session, message.job_id, message.chunk),
-            "text/csv",
-        )
+    try:
+        _write_chunk_results(db, message, out, layout)
+    except Exception as exc:
+        if not last_try:
+            raise
+        # results.csv holds the same rows: the job completes without this chunk's file.
+        logger.exception("chunk results not written on the chunk's last try", extra=log)
+        failure = failure or exc
     report.finished_job = finalize(db, message.job_id, out, layout)
     if failure is not None:
         raise failure

@@ -5,19 +5,32 @@ endpoint client and ``skinscan batch``. Each item names the image and where its 
 overlay go; each answer is ``{"key", "status": "done", <result fields>, "heatmap_key",
 "overlay_key"}`` or ``{"key", "status": "rejected", "error"}`` for an image that can't be
 scored (missing, empty, not an image, too large). The model call itself is ``score_many``.
+
+A heatmap or overlay that can't be written (a key too long for the bucket, a failed PUT) costs
+only that image its PNG: its answer keeps the verdict with ``None`` in place of the key, and
+the other images of the call are unaffected. A batch request may not read users' photos or
+results (``uploads/``, ``results/``: they are deleted with their account, batch outputs are
+not) nor write anywhere but under ``batch/``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 from skinscan_common.errors import AppError
+from skinscan_common.observability import logger
 from skinscan_common.services.scoring import PNG, split_answer
 from skinscan_common.storage import InvalidKeyError, ObjectNotFoundError
 
 MAX_ITEMS = 256
+#: The error of an image that is not (yet) in the store: a job re-run tries it again.
+NO_SUCH_IMAGE = "no such image"
+#: Users' photos and their results: deleted with the account, so never a batch job's input.
+PRIVATE_PREFIXES = ("uploads/", "results/")
+#: Where a batch request may write heatmaps and overlays (in a bucket).
+OUTPUT_PREFIX = "batch/"
 ScoreMany = Callable[[list[bytes]], Sequence[dict[str, Any] | AppError]]
 
 
@@ -38,8 +51,22 @@ def output_keys(prefix: str, key: str) -> dict[str, str]:
     }
 
 
+def private_key_error(key: str) -> str | None:
+    """Why a bucket batch job may not read ``key`` (a user's photo or result), or None."""
+    if key.startswith(PRIVATE_PREFIXES):
+        return (
+            "batch jobs may not read users' photos or results "
+            f"({' or '.join(PRIVATE_PREFIXES)}): list copies under another prefix"
+        )
+    return None
+
+
 def parse_items(raw: Any) -> list[dict[str, str]]:
-    """Validate a request's ``items``; 422 with the reason otherwise."""
+    """Validate a bucket request's ``items``; 422 with the reason otherwise.
+
+    An item under a private prefix is kept with its refusal (``refused``), answered rejected;
+    a heatmap or overlay key outside ``batch/`` is dropped (no PNG is written for it).
+    """
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_ITEMS:
         raise AppError(
             f"items must be a list of 1 to {MAX_ITEMS} objects",
@@ -50,19 +77,38 @@ def parse_items(raw: Any) -> list[dict[str, str]]:
     for item in raw:
         if not isinstance(item, dict) or not isinstance(item.get("key"), str):
             raise AppError("every item needs a key", code="validation_error", status_code=422)
-        items.append(
-            {k: str(item[k]) for k in ("key", "heatmap_key", "overlay_key") if item.get(k)}
-        )
+        parsed = {"key": item["key"]}
+        for name in ("heatmap_key", "overlay_key"):
+            target = str(item.get(name) or "")
+            if target.startswith(OUTPUT_PREFIX):
+                parsed[name] = target
+        if (refusal := private_key_error(item["key"])) is not None:
+            parsed["refused"] = refusal
+        items.append(parsed)
     return items
 
 
-def _read(blobs: Blobs, key: str) -> bytes | str:
+def _read(blobs: Blobs, item: dict[str, str]) -> bytes | str:
+    if "refused" in item:
+        return item["refused"]
     try:
-        return blobs.get(key)
+        return blobs.get(item["key"])
     except (ObjectNotFoundError, FileNotFoundError):
-        return "no such image"
+        return NO_SUCH_IMAGE
     except (InvalidKeyError, IsADirectoryError, PermissionError) as exc:
         return f"cannot read this key: {exc}"
+
+
+def _drop_unwritten(row: dict[str, Any], writes: dict[str, Future[None]]) -> None:
+    """Wait for a row's PNG writes; a failed one leaves its key out (the verdict stands)."""
+    for name, write in writes.items():
+        try:
+            write.result()
+        except Exception:  # that image's PNG only: the call's other images are unaffected
+            logger.exception(
+                "batch heatmap not written", extra={"key": row["key"], name: row[name]}
+            )
+            row[name] = None
 
 
 def score_objects(
@@ -70,11 +116,11 @@ def score_objects(
 ) -> list[dict[str, Any]]:
     """Read, score together, write the PNGs; one answer per item, in order."""
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items)))) as pool:
-        images = list(pool.map(lambda item: _read(blobs, item["key"]), items))
+        images = list(pool.map(lambda item: _read(blobs, item), items))
         good = [data for data in images if isinstance(data, bytes)]
         answers = iter(score_many(good) if good else [])
         out: list[dict[str, Any]] = []
-        writes = []
+        writes: list[tuple[dict[str, Any], dict[str, Future[None]]]] = []
         for item, data in zip(items, images, strict=True):
             answer = next(answers) if isinstance(data, bytes) else AppError(str(data))
             if isinstance(answer, AppError):
@@ -83,15 +129,17 @@ def score_objects(
             scored = split_answer(answer)
             row: dict[str, Any] = {"key": item["key"], "status": "done"}
             row.update(scored.result.model_dump())
+            started: dict[str, Future[None]] = {}
             for name, png in (
                 ("heatmap_key", scored.heatmap_png),
                 ("overlay_key", scored.overlay_png),
             ):
                 target = item.get(name)
                 if target and png:
-                    writes.append(pool.submit(blobs.put, target, png, PNG))
+                    started[name] = pool.submit(blobs.put, target, png, PNG)
                 row[name] = target if target and png else None
+            writes.append((row, started))
             out.append(row)
-        for write in writes:
-            write.result()
+        for row, started in writes:
+            _drop_unwritten(row, started)
     return out
