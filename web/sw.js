@@ -2,7 +2,7 @@
 // or heatmaps (/local-objects, presigned URLs): those are private and short-lived.
 // Bump VERSION when a shell file changes; the old cache is dropped on activation.
 
-const VERSION = 'v6';
+const VERSION = 'v7';
 const CACHE = `skinscan-shell-${VERSION}`;
 const SHELL = [
   '/',
@@ -15,6 +15,7 @@ const SHELL = [
   '/js/app.js',
   '/js/api.js',
   '/js/auth.js',
+  '/js/checks.js',
   '/js/components.js',
   '/js/dom.js',
   '/js/errors.js',
@@ -46,18 +47,45 @@ self.addEventListener('activate', (event) => {
   })());
 });
 
-// Shell files: network first (so a deploy shows at once), the cached copy when offline.
-async function shell(request, cacheKey) {
-  const cache = await caches.open(CACHE);
-  try {
-    const response = await fetch(request);
-    if (response.ok) cache.put(cacheKey, response.clone());
-    return response;
-  } catch (err) {
-    const cached = await cache.match(cacheKey);
-    if (cached) return cached;
-    throw err;
-  }
+// Shell files: the network first (so a deploy shows at once), the cached copy when offline or
+// when the network has not answered within NETWORK_WAIT_MS: a connection that is up but never
+// answers (weak signal, captive portal) must not leave the installed app a blank page. A late
+// answer still refreshes the cache in the background.
+const NETWORK_WAIT_MS = 3000;
+// Once one shell file had to come from the cache, its siblings do not wait again (a page needs
+// a dozen of them, a few import levels deep): the cache answers at once for a short while.
+const STALLED_FOR_MS = 30_000;
+let stalledAt = -Infinity;
+
+function shell(event, cacheKey) {
+  const network = fetch(event.request);
+  const refreshed = network.then(async (response) => {
+    if (!response.ok) return;
+    const copy = response.clone(); // before the page starts reading the body
+    const cache = await caches.open(CACHE);
+    await cache.put(cacheKey, copy);
+  });
+  // Keep the worker alive until a slow answer has been stored.
+  event.waitUntil(refreshed.catch(() => {}));
+  event.respondWith((async () => {
+    const cached = await caches.match(cacheKey, { cacheName: CACHE });
+    if (!cached) return network; // nothing to fall back on: wait for the network, however long
+    const stalled = Date.now() - stalledAt < STALLED_FOR_MS;
+    const wait = stalled ? 0 : NETWORK_WAIT_MS;
+    let timer;
+    const late = new Promise((resolve) => {
+      timer = setTimeout(() => { stalledAt = Date.now(); resolve(cached); }, wait);
+    });
+    const answered = network.then((response) => {
+      stalledAt = -Infinity;
+      return response;
+    }, () => cached); // offline: the cached copy at once
+    try {
+      return await Promise.race([answered, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  })());
 }
 
 self.addEventListener('fetch', (event) => {
@@ -66,11 +94,11 @@ self.addEventListener('fetch', (event) => {
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return; // presigned S3 URLs: straight to the network
   if (request.mode === 'navigate' && url.pathname === '/') {
-    event.respondWith(shell(request, '/'));
+    shell(event, '/');
     return;
   }
   if (SHELL_PATHS.has(url.pathname) && !url.search) {
-    event.respondWith(shell(request, url.pathname));
+    shell(event, url.pathname);
   }
   // Everything else (/v1, /local-objects, /health, /docs) is not touched: no caching at all.
 });

@@ -19,6 +19,7 @@ from playwright.sync_api import Page, Response, Route, expect
 from tests.e2e.web_helpers import (
     ACCESS_TOKEN_TTL_S,
     TOKEN_LEEWAY_S,
+    canned_prediction,
     screenshot,
     sign_up,
     upload,
@@ -560,4 +561,110 @@ def test_a_large_photo_is_made_smaller_and_upright_before_it_is_sent(
         assert max(got.size) == 2048
         assert got.height > got.width  # already turned: portrait, as the person saw it
         assert got.getexif().get(0x0112) in (None, 1)
+    assert not page.errors, page.errors
+
+
+def test_leaving_the_scan_screen_does_not_cancel_a_check(
+    page: Page, lesion_images: list[Path]
+) -> None:
+    """The server stores a result even when the person leaves the Scan screen while it works:
+    the app keeps waiting for it, says when it is ready, and never sends the photo twice."""
+    sign_up(page)
+    held: list[Route] = []
+    page.route("**/v1/predict", lambda route: held.append(route))
+    sent: list[str] = []
+    failed: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.url.endswith("/v1/predict") else None)
+    page.on("requestfailed", lambda r: failed.append(f"{r.url} {r.failure}"))
+
+    upload(page, lesion_images[0])
+    expect(page.get_by_text("Checking your photo")).to_be_visible()
+    while not held:
+        page.wait_for_timeout(50)
+    page.get_by_role("link", name="History").click()
+    expect(_heading(page)).to_have_text("Your results")
+    # Back on Scan while it is still working: it says so, and the photo cannot go twice.
+    page.get_by_role("link", name="Scan", exact=True).click()
+    expect(page.get_by_text("Checking your photo")).to_be_visible()
+    expect(page.get_by_role("button", name="Check this photo")).to_be_disabled()
+    page.get_by_role("link", name="Account").click()
+    expect(_heading(page)).to_have_text("Account")
+
+    held[0].continue_()
+    banner = page.locator("#check-banner")
+    expect(banner).to_contain_text("Your result is ready", timeout=60_000)  # the model's time
+    expect(_heading(page)).to_have_text("Account")  # no jump away from what they are doing
+    expect(page.get_by_role("status").filter(has_text="Your result is ready")).to_have_count(1)
+    # Coming back to Scan: the photo is no longer waiting there, the banner still is.
+    page.get_by_role("link", name="Scan", exact=True).click()
+    expect(page.get_by_text("No photo chosen yet.")).to_be_visible()
+    expect(page.get_by_role("button", name="Check this photo")).to_be_disabled()
+    banner.get_by_role("link", name="View it").click()
+    verdict = wait_for_result(page)
+    expect(page.locator("section.verdict")).to_contain_text(VERDICT_LABELS[verdict])
+    expect(banner).to_be_hidden()
+
+    page.get_by_role("link", name="History").click()
+    expect(page.locator(".history-item")).to_have_count(1)
+    assert len(sent) == 1 and not failed, (sent, failed)
+    assert not page.errors, page.errors
+
+
+def test_an_offline_error_retries_when_the_connection_is_back(page: Page) -> None:
+    """A list that failed offline loads by itself once the device is online again, instead of
+    still saying "You are offline"."""
+    sign_up(page)
+    page.context.set_offline(True)
+    page.get_by_role("link", name="History").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("You are offline")
+    page.context.set_offline(False)
+    expect(page.get_by_text("No results yet.")).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_count(0)
+
+    # An upload is not resent on its own, but the card stops saying the device is offline.
+    page.get_by_role("link", name="Scan", exact=True).click()
+    page.context.set_offline(True)
+    page.locator("#photo-file").set_input_files(
+        str(sorted((Path(__file__).parents[1] / "fixtures" / "ham").glob("*.jpg"))[0])
+    )
+    page.get_by_role("button", name="Check this photo").click()
+    expect(alert).to_contain_text("You are offline")
+    page.context.set_offline(False)
+    expect(alert).not_to_contain_text("You are offline")
+    expect(alert).to_contain_text("back online")
+    expect(alert.get_by_role("button", name="Try again")).to_be_visible()
+    assert not page.errors, page.errors
+
+
+def test_a_guest_check_finishing_elsewhere_is_shown_from_the_banner(
+    page: Page, lesion_images: list[Path]
+) -> None:
+    """A guest's result is kept only in the tab: one that finishes while the previous result
+    is on screen (the same #/result address) is shown when the person asks for it."""
+    page.goto("/")
+    page.get_by_role("button", name="Continue as guest").click()
+    answers = [canned_prediction("benign", 0.12), canned_prediction("malignant", 0.83)]
+    held: list[Route] = []
+
+    def predict(route: Route) -> None:
+        if len(answers) == 2:
+            route.fulfill(json=answers.pop(0))
+        else:
+            held.append(route)
+
+    page.route("**/v1/predict", predict)
+    upload(page, lesion_images[0])
+    assert wait_for_result(page) == "benign"
+    page.get_by_role("link", name="Check another photo").click()
+    upload(page, lesion_images[1])
+    while not held:
+        page.wait_for_timeout(50)
+    page.go_back()  # back to the first result while the second check works
+    expect(page.locator("section.verdict")).to_have_attribute("data-verdict", "benign")
+    held[0].fulfill(json=answers.pop(0))
+    banner = page.locator("#check-banner")
+    banner.get_by_role("link", name="View it").click()
+    expect(page.locator("section.verdict")).to_have_attribute("data-verdict", "malignant")
+    expect(banner).to_be_hidden()
     assert not page.errors, page.errors

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import time
+from urllib.parse import urlsplit
 
 import pytest
 
 pytest.importorskip("playwright.sync_api")
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.e2e.web_helpers import new_context, screenshot
 
@@ -26,6 +28,9 @@ def test_manifest_and_icons(page: Page) -> None:
     assert manifest["name"] and manifest["short_name"] == "SkinScan"
     assert manifest["display"] in {"standalone", "fullscreen", "minimal-ui"}
     assert manifest["start_url"] == "/" and manifest["scope"] == "/"
+    # WCAG 1.3.4: the installed app turns with the phone (a locked orientation shuts out people
+    # whose device is mounted sideways).
+    assert manifest.get("orientation", "any") == "any"
     assert manifest["theme_color"].startswith("#") and manifest["background_color"]
     assert page.request.get(manifest["start_url"]).ok
 
@@ -82,6 +87,40 @@ def test_service_worker_controls_the_page_and_starts_offline(
         expect(page.get_by_role("heading", level=1)).to_have_text("Welcome to SkinScan")
         expect(page.locator("#offline-banner")).to_be_visible()
         screenshot(page, "12-offline-start")
+    finally:
+        context.close()
+
+
+def test_installed_app_starts_when_the_network_never_answers(
+    browser: Browser, web_server: str
+) -> None:
+    """A connection that is up but never answers (a weak signal, a captive portal): the app
+    starts from the cached shell after a short wait instead of showing a blank page."""
+    context = new_context(browser, web_server)
+    try:
+        page = context.new_page()
+        page.goto("/")
+        page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=30_000)
+        shell = page.evaluate(
+            """async () => {
+                const cache = await caches.open((await caches.keys())[0]);
+                return (await cache.keys()).map((r) => new URL(r.url).pathname);
+            }"""
+        )
+        assert "/js/app.js" in shell
+        page.close()
+
+        held: list[Route] = []
+        context.route(lambda url: urlsplit(url).path in shell, lambda route: held.append(route))
+        page = context.new_page()
+        started = time.monotonic()
+        page.goto("/", wait_until="commit", timeout=15_000)
+        expect(page.get_by_role("heading", level=1)).to_have_text(
+            "Welcome to SkinScan", timeout=15_000
+        )
+        elapsed = time.monotonic() - started
+        assert held, "the shell requests were not held: the test proves nothing"
+        assert elapsed < 10, f"the cached shell took {elapsed:.1f} s"
     finally:
         context.close()
 

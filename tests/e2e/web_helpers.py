@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
 
 from PIL import Image
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("SKINSCAN_SCREENSHOT_DIR", REPO / "docs" / "screenshots"))
@@ -85,3 +87,51 @@ def wait_for_result(page: Page) -> str:
     expect(verdict).to_be_visible(timeout=60_000)
     expect(page.locator(".heatmap-stage[data-loaded=true]")).to_be_visible()
     return verdict.get_attribute("data-verdict") or ""
+
+
+def canned_prediction(
+    verdict: str = "benign", p_malignant: float = 0.12, prediction_id: str | None = None
+) -> dict:
+    """A finished prediction as the API answers it (no model needed; tiny data-URL heatmap)."""
+    grey = Image.linear_gradient("L").resize((64, 48))
+    buf = io.BytesIO()
+    grey.save(buf, format="PNG")
+    heatmap = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return {
+        "id": prediction_id or str(uuid.uuid4()),
+        "status": "done",
+        "verdict": verdict,
+        "p_malignant": p_malignant,
+        "threshold": 0.5,
+        "confidence": 0.88,
+        "top_class": "nv",
+        "probabilities": {"nv": 0.71, "mel": 0.09, "bkl": 0.08, "bcc": 0.05, "akiec": 0.03,
+                          "df": 0.02, "vasc": 0.02},
+        "reason": "the malignancy probability is below the decision threshold",
+        "model_version": "canned-for-test",
+        "created_at": "2026-12-07T10:00:05Z",
+        "heatmap_url": heatmap,
+    }  # fmt: skip
+
+
+def fake_history(page: Page, items: list[dict]) -> dict[str, dict]:
+    """Answer the history list, each result's detail and its DELETE from ``items`` (a mutable
+    server of made-up results); returns them by id."""
+    by_id = {item["id"]: item for item in items}
+
+    def listing(route: Route) -> None:
+        route.fulfill(json={"items": list(by_id.values()), "next_cursor": None})
+
+    def one(route: Route) -> None:
+        rid = route.request.url.rsplit("/", 1)[1]
+        if route.request.method == "DELETE":
+            by_id.pop(rid, None)
+            route.fulfill(status=204, body="")
+        elif rid in by_id:
+            route.fulfill(json=by_id[rid])
+        else:
+            route.fulfill(status=404, json={"error": {"code": "not_found", "message": "gone"}})
+
+    page.route(re.compile(r".*/v1/predictions(\?.*)?$"), listing)
+    page.route(re.compile(r".*/v1/predictions/[0-9a-f-]+$"), one)
+    return by_id

@@ -2,6 +2,7 @@
 
 import * as api from './api.js';
 import * as auth from './auth.js';
+import * as checks from './checks.js';
 import { announce } from './dom.js';
 import { forgetEverything, state } from './state.js';
 import * as account from './screens/account.js';
@@ -71,8 +72,13 @@ async function render() {
   document.title = `${screen.title} · SkinScan`;
   view.replaceChildren();
   view.dataset.screen = name;
+  // What a screen has to say once it is drawn (a result's verdict) goes out in one message
+  // after the title: written separately, the title's announcement would overwrite it.
+  const said = [];
+  let rendering = true;
+  const say = (message) => { if (rendering) said.push(message); else announce(message); };
   try {
-    cleanup = await screen.render(view, params, { go });
+    cleanup = await screen.render(view, params, { go, say });
   } catch (err) {
     if (err?.code === 'session_ended') {
       state.flash = err.message;
@@ -80,18 +86,33 @@ async function render() {
       return;
     }
     throw err;
+  } finally {
+    rendering = false;
   }
+  checks.updateBanner();
   // Move focus to the new screen's heading so keyboard and screen-reader users follow along.
-  if (!firstRender) {
-    const heading = view.querySelector('h1');
-    if (heading) {
-      heading.setAttribute('tabindex', '-1');
-      heading.focus({ preventScroll: false });
-    }
-    announce(screen.title);
-  }
+  if (!firstRender) focusScreen();
+  const message = [firstRender ? null : screen.title, ...said].filter(Boolean).join('. ');
+  if (message) announce(message);
   firstRender = false;
   window.scrollTo(0, 0);
+}
+
+/** Focus the screen's heading (else the main area), for the router and the skip link. */
+function focusScreen() {
+  const target = view.querySelector('h1') || view;
+  target.setAttribute('tabindex', '-1');
+  target.focus({ preventScroll: false });
+}
+
+// "Skip to content" points at #view, which the router would read as a screen name (and send
+// the person to the default screen): move focus into the screen instead, route unchanged.
+function wireSkipLink() {
+  const link = document.querySelector('.skip-link');
+  link?.addEventListener('click', (event) => {
+    event.preventDefault();
+    focusScreen();
+  });
 }
 
 function watchConnectivity() {
@@ -123,11 +144,13 @@ async function restoreSession() {
 }
 
 async function main() {
+  wireSkipLink();
   watchConnectivity();
   registerServiceWorker();
   auth.onChange((mode) => {
     if (mode === 'anonymous') forgetEverything();
     updateNav(parseHash().name);
+    checks.updateBanner();
   });
   await restoreSession();
   window.addEventListener('hashchange', render);

@@ -20,16 +20,30 @@ export function field({ label, name, type = 'text', autocomplete, hint, required
   };
 }
 
-/** The "something went wrong" card: title, message, and the actions that make sense. */
-export function errorCard(err, { onRetry, extra = [] } = {}) {
+/**
+ * The "something went wrong" card: title, message, and the actions that make sense.
+ * `retryOnline`: a load that failed offline is tried again by itself when the device is back
+ * online (nothing is sent that the person did not ask for: an upload only gets new words).
+ */
+export function errorCard(err, { onRetry, extra = [], retryOnline = false } = {}) {
   const info = describeError(err);
-  return h('div', { class: 'card card-error', role: 'alert', dataset: { errorCode: err?.code || '' } },
+  const message = h('p', { class: 'error-message', text: info.message });
+  const card = h('div', { class: 'card card-error', role: 'alert', dataset: { errorCode: err?.code || '' } },
     h('h2', { class: 'card-title', text: info.title }),
-    h('p', { class: 'error-message', text: info.message }),
+    message,
     h('div', { class: 'actions' },
       info.retry && onRetry && h('button', { type: 'button', class: 'button primary', onclick: onRetry }, 'Try again'),
       info.signIn && h('a', { class: 'button', href: '#/signin' }, 'Sign in'),
       ...extra));
+  if (err?.code === 'offline' && onRetry) {
+    // Otherwise the card would go on saying "You are offline" after the connection is back.
+    window.addEventListener('online', () => {
+      if (!card.isConnected) return; // replaced or left meanwhile
+      if (retryOnline) onRetry();
+      else message.textContent = `You're back online. Nothing is lost: press "Try again".`;
+    }, { once: true });
+  }
+  return card;
 }
 
 /** A form-level error line (for sign in / sign up). */

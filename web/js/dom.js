@@ -56,12 +56,14 @@ export function announce(message) {
   setTimeout(() => { region.textContent = message; }, 50);
 }
 
-export function formatDate(iso) {
+/** A date and time in the person's own format; `seconds` where two in a minute must differ. */
+export function formatDate(iso, { seconds = false } = {}) {
   if (!iso) return '';
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return '';
   return date.toLocaleString(undefined, {
     year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit',
+    ...(seconds ? { second: '2-digit' } : {}),
   });
 }
 

@@ -10,22 +10,34 @@ export const state = {
   lastResult: null,
   /** One-shot message for the next screen (e.g. "Signed out"). */
   flash: null,
+  /** The photo check in flight ({ file, url, … }, see checks.js): it outlives the Scan screen. */
+  checking: null,
+  /** A check that ended while the person was on another screen ({ result, href } or { error }). */
+  unseenCheck: null,
+  /** Bumped when the session is forgotten: a check started before belongs to nobody here. */
+  epoch: 0,
 };
 
 export function setPendingFile(file) {
-  if (state.pendingUrl) URL.revokeObjectURL(state.pendingUrl);
+  // The photo being checked keeps its URL: its result screen shows it.
+  if (state.pendingUrl && state.pendingUrl !== state.checking?.url) URL.revokeObjectURL(state.pendingUrl);
   state.pendingFile = file;
   state.pendingUrl = file ? URL.createObjectURL(file) : null;
 }
 
-/** Keep a fresh answer; the picked photo's preview URL moves with it (the upload is done). */
-export function setLastResult(result) {
-  if (state.lastResult?.photoUrl && state.lastResult.photoUrl !== state.pendingUrl) {
-    URL.revokeObjectURL(state.lastResult.photoUrl);
+/**
+ * Keep a fresh answer for `photo` (the picked file and its preview URL, by default the pending
+ * one). The URL moves with the answer; the photo stops being pending unless another one was
+ * picked meanwhile.
+ */
+export function setLastResult(result, photo = { file: state.pendingFile, url: state.pendingUrl }) {
+  const old = state.lastResult?.photoUrl;
+  if (old && old !== photo.url && old !== state.pendingUrl) URL.revokeObjectURL(old);
+  state.lastResult = { result, photoUrl: photo.url, receivedAt: new Date().toISOString() };
+  if (state.pendingFile === photo.file) {
+    state.pendingFile = null;
+    state.pendingUrl = null;
   }
-  state.lastResult = { result, photoUrl: state.pendingUrl, receivedAt: new Date().toISOString() };
-  state.pendingFile = null;
-  state.pendingUrl = null;
 }
 
 export function takeFlash() {
@@ -35,6 +47,8 @@ export function takeFlash() {
 }
 
 export function forgetEverything() {
+  state.epoch += 1;
+  state.unseenCheck = null;
   setPendingFile(null);
   if (state.lastResult?.photoUrl) URL.revokeObjectURL(state.lastResult.photoUrl);
   state.lastResult = null;

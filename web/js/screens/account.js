@@ -31,7 +31,7 @@ export async function render(view, _params, { go }) {
       auth.setUser(user);
     } catch (err) {
       if (err.code === 'session_ended') throw err;
-      replace(feedback, errorCard(err, { onRetry: () => go('#/account') }));
+      replace(feedback, errorCard(err, { onRetry: () => go('#/account'), retryOnline: true }));
     }
   }
 

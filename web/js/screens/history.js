@@ -2,7 +2,7 @@
 
 import * as api from '../api.js';
 import { VERDICTS, errorCard, verdictBadge } from '../components.js';
-import { announce, append, formatDate, h, percent, replace } from '../dom.js';
+import { append, formatDate, h, percent, replace } from '../dom.js';
 import { state, takeFlash } from '../state.js';
 import { deleteButton } from './result.js';
 
@@ -53,11 +53,22 @@ function row(item, onDeleted) {
         h('time', { datetime: item.created_at, text: formatDate(item.created_at) }),
         h('span', { class: 'visually-hidden', text: ' Open result' }))),
     deleteButton(item.id, feedback, () => {
+      // Focus would fall to <body> with the removed button: keep it in the list instead.
+      const neighbour = li.nextElementSibling || li.previousElementSibling;
       li.remove();
-      onDeleted();
-    }, 'Delete', `Delete the result of ${formatDate(item.created_at)}`),
+      onDeleted(neighbour?.querySelector('a.history-link') || null);
+    }, 'Delete', deleteName(item, verdict)),
     feedback);
   return { li, img };
+}
+
+/**
+ * The Delete button's accessible name: a screen reader's list of buttons must tell the rows
+ * apart, also for results from the same minute (so the seconds and the verdict are in it).
+ */
+function deleteName(item, verdict) {
+  const what = VERDICTS[verdict]?.short || verdict || 'pending';
+  return `Delete the result of ${formatDate(item.created_at, { seconds: true })} (${what})`;
 }
 
 export async function render(view, params, { go }) {
@@ -78,10 +89,14 @@ export async function render(view, params, { go }) {
 
   const updateEmpty = () => {
     if (list.children.length === 0) {
-      replace(status, h('div', { class: 'card empty' },
+      replace(status, h('div', { class: 'card empty', tabindex: '-1' },
         h('p', {}, filter.value ? 'No results with this verdict.' : 'No results yet.'),
         h('a', { class: 'button primary', href: '#/home' }, 'Check a photo')));
     }
+  };
+  const afterDelete = (next) => { // deleteButton has said "Result deleted"
+    updateEmpty();
+    (next || status.querySelector('.empty') || view.querySelector('h1'))?.focus();
   };
 
   async function loadPage(reset) {
@@ -94,7 +109,7 @@ export async function render(view, params, { go }) {
       if (mine !== generation) return;
       replace(status);
       const jobs = page.items.map((item) => {
-        const { li, img } = row(item, () => { announce('Result deleted'); updateEmpty(); });
+        const { li, img } = row(item, afterDelete);
         list.append(li);
         return { item, img };
       });
@@ -105,7 +120,7 @@ export async function render(view, params, { go }) {
     } catch (err) {
       if (mine !== generation) return;
       if (err.code === 'session_ended') throw err;
-      replace(status, errorCard(err, { onRetry: () => loadPage(reset) }));
+      replace(status, errorCard(err, { onRetry: () => loadPage(reset).catch(signInAgain), retryOnline: true }));
     } finally {
       if (mine === generation) more.disabled = false;
     }

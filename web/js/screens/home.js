@@ -1,12 +1,11 @@
 // Home: take a photo with the camera or pick one, check it. A failed upload keeps the photo so
-// "Try again" needs no new pick.
+// "Try again" needs no new pick; a check in flight goes on if the person leaves (checks.js).
 
-import * as api from '../api.js';
 import * as auth from '../auth.js';
+import * as checks from '../checks.js';
 import { errorCard } from '../components.js';
 import { announce, append, h, icon, replace } from '../dom.js';
-import { photoToSend } from '../photo.js';
-import { setLastResult, setPendingFile, state } from '../state.js';
+import { setPendingFile, state } from '../state.js';
 
 export const title = 'Check a skin spot';
 export const access = 'started';
@@ -17,7 +16,7 @@ function fileSize(bytes) {
 
 export function render(view, _params, { go }) {
   const signedIn = auth.mode() === 'user';
-  let controller = null;
+  let unwatch = null;
 
   const camera = h('input', {
     type: 'file', id: 'photo-camera', accept: 'image/*', capture: 'environment', class: 'visually-hidden',
@@ -30,9 +29,10 @@ export function render(view, _params, { go }) {
 
   function showPreview() {
     const file = state.pendingFile;
+    // While a check is in flight nothing more is sent (the same photo must not go twice).
+    checkButton.disabled = !file || Boolean(checks.current());
     if (!file) {
       replace(preview, h('p', { class: 'hint' }, 'No photo chosen yet.'));
-      checkButton.disabled = true;
       return;
     }
     const img = h('img', { src: state.pendingUrl, alt: 'The photo you chose', class: 'preview-img' });
@@ -41,7 +41,6 @@ export function render(view, _params, { go }) {
     img.addEventListener('error', () => img.replaceWith(
       h('p', { class: 'hint preview-missing' }, 'No preview: this file may not be a photo.')));
     replace(preview, img, h('p', { class: 'hint' }, `${file.name || 'Photo'} · ${fileSize(file.size)}`));
-    checkButton.disabled = false;
   }
 
   function onPicked(event) {
@@ -49,47 +48,51 @@ export function render(view, _params, { go }) {
     event.target.value = ''; // picking the same file again must fire `change` again
     if (!file) return;
     setPendingFile(file);
-    replace(feedback);
+    if (!checks.current()) replace(feedback); // the progress of a check in flight stays
     showPreview();
     announce('Photo chosen. Press "Check this photo" to get a result.');
-    checkButton.focus();
+    if (!checkButton.disabled) checkButton.focus();
   }
   camera.addEventListener('change', onPicked);
   picker.addEventListener('change', onPicked);
 
-  async function check() {
-    if (!state.pendingFile) return;
-    controller = new AbortController();
+  function showError(err, { focus = true } = {}) {
+    if (err.code === 'session_ended') {
+      state.flash = err.message;
+      go('#/signin');
+      return;
+    }
+    replace(feedback, errorCard(err, {
+      onRetry: check,
+      extra: [h('button', { type: 'button', class: 'button', onclick: () => picker.click() }, 'Choose another photo')],
+    }));
+    showPreview();
+    if (focus) {
+      feedback.querySelector('h2')?.setAttribute('tabindex', '-1');
+      feedback.querySelector('h2')?.focus();
+    }
+  }
+
+  // The check itself belongs to checks.js: leaving this screen only stops watching it (the
+  // banner then says when it is ready), and coming back shows it is still in progress.
+  function follow(job) {
     checkButton.disabled = true;
     view.setAttribute('aria-busy', 'true');
     replace(feedback, h('p', { class: 'progress', role: 'status' },
       h('span', { class: 'spinner', 'aria-hidden': 'true' }), 'Checking your photo…'));
-    try {
-      const photo = await photoToSend(state.pendingFile);
-      const result = await api.predict(photo, { signal: controller.signal });
-      setLastResult(result);
-      announce('Result ready');
-      go(result.id && signedIn ? `#/result/${encodeURIComponent(result.id)}` : '#/result');
-    } catch (err) {
-      if (err.name === 'AbortError') return;
-      if (err.code === 'session_ended') throw err;
-      replace(feedback, errorCard(err, {
-        onRetry: check,
-        extra: [h('button', { type: 'button', class: 'button', onclick: () => picker.click() }, 'Choose another photo')],
-      }));
-      checkButton.disabled = false;
-      feedback.querySelector('h2')?.setAttribute('tabindex', '-1');
-      feedback.querySelector('h2')?.focus();
-    } finally {
+    unwatch = checks.watch(job, ({ result, href, error }) => {
+      unwatch = null;
       view.removeAttribute('aria-busy');
-    }
+      if (result) go(href);
+      else showError(error);
+    });
   }
-  checkButton.addEventListener('click', () => check().catch((err) => {
-    if (err.code === 'session_ended') {
-      state.flash = err.message;
-      go('#/signin');
-    }
-  }));
+
+  function check() {
+    if (!state.pendingFile || checks.current()) return;
+    follow(checks.start());
+  }
+  checkButton.addEventListener('click', check);
 
   append(view,
     h('h1', { text: 'Check a skin spot' }),
@@ -119,5 +122,14 @@ export function render(view, _params, { go }) {
         h('li', {}, 'Hold still until the photo is sharp. One spot per photo.'))));
 
   showPreview();
-  return () => controller?.abort();
+  const inFlight = checks.current();
+  if (inFlight) follow(inFlight);
+  else {
+    const missed = checks.takeError(); // it failed while the person was on another screen
+    if (missed) showError(missed, { focus: false });
+  }
+  return () => {
+    unwatch?.();
+    view.removeAttribute('aria-busy'); // #view outlives this screen
+  };
 }

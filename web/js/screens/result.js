@@ -109,6 +109,12 @@ export function deleteButton(id, feedback, onDeleted, label = 'Delete', name = n
   question.hidden = true;
   ask.addEventListener('click', () => { ask.hidden = true; question.hidden = false; yes.focus(); });
   no.addEventListener('click', () => { question.hidden = true; ask.hidden = false; ask.focus(); });
+  // Escape backs out of the question, as it would close a dialog.
+  question.addEventListener('keydown', (event) => {
+    if (event.key !== 'Escape' || yes.disabled) return;
+    event.preventDefault();
+    no.click();
+  });
   yes.addEventListener('click', async () => {
     yes.disabled = true;
     try {
@@ -138,7 +144,11 @@ export async function render(view, params, ctx) {
     r = await load(id);
   } catch (err) {
     if (err.code === 'session_ended') throw err;
-    replace(body, errorCard(err, { onRetry: () => ctx.go(location.hash), extra: [h('a', { class: 'button', href: '#/history' }, 'Back to history')] }));
+    replace(body, errorCard(err, {
+      onRetry: () => ctx.go(location.hash),
+      retryOnline: true,
+      extra: [h('a', { class: 'button', href: '#/history' }, 'Back to history')],
+    }));
     body.removeAttribute('aria-busy');
     return;
   }
@@ -174,4 +184,8 @@ export async function render(view, params, ctx) {
     actions(r, ctx),
     !id && h('p', { class: 'banner banner-info' }, 'As a guest this result is not saved. ', h('a', { href: '#/signup' }, 'Create an account'), ' to keep a history.'));
   document.title = `${info.short} · Result · SkinScan`;
+  // The outcome itself, for screen-reader users (the router says it after the screen's title).
+  const p = r.verdict !== 'unknown' && r.p_malignant !== null && r.p_malignant !== undefined
+    ? ` ${percent(r.p_malignant)} estimated probability of malignancy.` : '';
+  ctx.say?.(`${info.label}.${p}`);
 }
