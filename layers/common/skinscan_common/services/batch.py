@@ -543,22 +543,29 @@ def _lease_open_items(
     return mine, len(rows) - len(mine)
 
 
-def _release(db: Engine, job_id: str, keys: Sequence[str], owner: str) -> None:
-    """Give back the leases still held (the endpoint failed): a retry may take them at once."""
+def _update_quietly(
+    db: Engine, job_id: str, keys: Sequence[str], *where: Any, **values: Any
+) -> bool:
+    """Update the job's items ``keys`` (and ``where``); False, logged, when the database is
+    what is down (callers say what then happens to those images)."""
     try:
         with session_scope(db) as session:
             session.execute(
                 update(BatchItem)
-                .where(
-                    BatchItem.job_id == job_id,
-                    BatchItem.key.in_(keys),
-                    BatchItem.owner == owner,
-                )
-                .values(owner=None, leased_until=None)
+                .where(BatchItem.job_id == job_id, BatchItem.key.in_(keys), *where)
+                .values(**values)
                 .execution_options(synchronize_session=False)
             )
-    except Exception:  # the database may be what is down; the leases then expire
-        logger.exception("could not release the chunk's leases", extra={"job_id": job_id})
+    except Exception:
+        logger.exception("could not update the chunk's images", extra={"job_id": job_id})
+        return False
+    return True
+
+
+def _release(db: Engine, job_id: str, keys: Sequence[str], owner: str) -> None:
+    """Give back the leases still held (the endpoint failed): a retry may take them at once.
+    If the database is down, the leases expire instead."""
+    _update_quietly(db, job_id, keys, BatchItem.owner == owner, owner=None, leased_until=None)
 
 
 def _items_by_key(session: Session, job_id: str, keys: Sequence[str]) -> dict[str, BatchItem]:
@@ -588,27 +595,20 @@ def _record(session: Session, job_id: str, keys: Sequence[str], answers: Iterabl
 
 
 def _fail(db: Engine, job_id: str, keys: Sequence[str], reason: str) -> None:
-    """Mark the images not scored ``failed`` with ``reason`` (a re-run scores them again)."""
-    try:
-        with session_scope(db) as session:
-            session.execute(
-                update(BatchItem)
-                .where(
-                    BatchItem.job_id == job_id,
-                    BatchItem.key.in_(keys),
-                    BatchItem.status != "done",
-                )
-                .values(
-                    status="failed",
-                    error=reason[:2000],
-                    attempts=BatchItem.attempts + 1,
-                    owner=None,
-                    leased_until=None,
-                    updated_at=utcnow(),
-                )
-            )
-    except Exception:  # the database is down: the images stay pending (see run_chunk)
-        logger.exception("could not mark the chunk's images failed", extra={"job_id": job_id})
+    """Mark the images not scored ``failed`` with ``reason`` (a re-run scores them again).
+    If the database is down, the images stay pending (see run_chunk)."""
+    _update_quietly(
+        db,
+        job_id,
+        keys,
+        BatchItem.status != "done",
+        status="failed",
+        error=reason[:2000],
+        attempts=BatchItem.attempts + 1,
+        owner=None,
+        leased_until=None,
+        updated_at=utcnow(),
+    )
 
 
 def _score_part(db: Engine, job_id: str, keys: list[str], score: Score, layout: JobLayout) -> None:
