@@ -332,6 +332,29 @@ def test_an_event_for_replaced_bytes_is_closed_unscored_however_late(cloud: Clou
     assert _invocations_for(cloud, key) == 1
 
 
+def test_a_photo_replaced_while_the_first_was_being_scored_is_scored_too(cloud: Cloud) -> None:
+    """The endpoint completed the row for photo A, but A's invocation has not closed its event
+    yet, when photo B (the same form) is delivered: B must be scored, not taken as done."""
+    answer, first = _upload(cloud, PHOTOS[0])
+    key, prediction_id = answer["upload"]["key"], answer["id"]
+    # The endpoint scores A (what A's on_upload invocation asked for), and that invocation is
+    # then held up before its own last write.
+    body = {"bucket": cloud.bucket, "key": key, "prediction_id": prediction_id}
+    assert cloud.shim.container.post("/invocations", json=body).status_code == 200
+    scored_a = _row(cloud, prediction_id)
+    assert scored_a.status == "done"
+
+    assert _post_form(answer, PHOTOS[5], "image/jpeg").status_code in (200, 204)
+    second = s3_event_for(cloud.moto, cloud.bucket, key)
+    assert on_upload_fn.handler(second, _context())["outcomes"] == {key: "scored"}
+    scored_b = _row(cloud, prediction_id)
+    assert scored_b.source_etag == second["Records"][0]["s3"]["object"]["eTag"]
+    assert scored_b.p_malignant != scored_a.p_malignant
+    # A's event, delivered late: its bytes are gone, nothing changes.
+    assert on_upload_fn.handler(first, _context())["outcomes"] == {key: "superseded"}
+    assert _row(cloud, prediction_id).source_etag == scored_b.source_etag
+
+
 def test_an_upload_after_its_account_was_deleted_is_not_kept(cloud: Cloud) -> None:
     with session_factory(get_engine(cloud.settings.database_url))() as session:
         _user, tokens = accounts.register(

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from skinscan_common.db.models import Prediction
 from skinscan_common.errors import AppError, ConflictError, NotFoundError
+from skinscan_common.s3events import etag_of
 from skinscan_common.schemas import PredictionResult
 from skinscan_common.services import predictions
 from skinscan_common.storage import (
@@ -121,7 +122,11 @@ def store_prediction(
     photo_key = image_key(prediction_id, owner_id, ext)
     store.put(photo_key, image, content_type)
     row = predictions.create_pending(
-        session, image_key=photo_key, owner_id=owner_id, prediction_id=prediction_id
+        session,
+        image_key=photo_key,
+        owner_id=owner_id,
+        prediction_id=prediction_id,
+        source_etag=etag_of(image),  # the bytes this answer came from (its upload event: no-op)
     )
     hm_key, ov_key = _put_heatmaps(store, row, scored)
     predictions.record_result(row, scored.result, heatmap_key=hm_key, overlay_key=ov_key)
@@ -185,5 +190,8 @@ def score_stored_object(
     scored = split_answer(answer)
     hm_key, ov_key = _put_heatmaps(store, row, scored)
     predictions.record_result(row, scored.result, heatmap_key=hm_key, overlay_key=ov_key)
+    # Recorded with the answer, in one commit: an upload event for other bytes (the form used
+    # again) then sees at once that this answer is not theirs.
+    row.source_etag = etag_of(image)
     session.flush()
     return ScoreOutcome(row=row, answer=scored.result.model_dump())

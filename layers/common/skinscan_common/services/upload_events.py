@@ -15,8 +15,9 @@ the prediction row itself. What happens when something goes wrong:
 * another invocation holds a live claim -> :class:`ScoringInFlightError`, so this delivery is
   retried later instead of being dropped (it then finds the event ``done``).
 
-A photo ``POST /v1/predict`` scored and then stored under ``uploads/`` raises an event too: its
-row is already ``done``, so the event only records the photo's ETag and calls no model.
+``source_etag`` names the bytes a ``done`` answer came from, recorded with the answer by whoever
+scored (the endpoint, or ``POST /v1/predict``, which scores a photo before storing it under
+``uploads/``): an event for those bytes calls no model, an event for other bytes rescores.
 
 Two uploads the product did not plan for, since a presigned form stays valid for minutes:
 
@@ -138,8 +139,8 @@ def _finish(
         row = session.get(Prediction, event.prediction_id) if event is not None else None
         if row is not None and failure is not None and row.status != "done":
             predictions.record_failure(row, failure)
-        if row is not None and status == "done" and error is None and row.status == "done":
-            row.source_etag = obj.etag  # scored from these bytes
+        # source_etag is not set here: whoever scores records the bytes it scored, with the
+        # answer (services.scoring), and a later event's claim may already have rescored.
 
 
 def _release_quietly(ctx: UploadContext, obj: S3Object, error: str) -> None:
@@ -150,12 +151,26 @@ def _release_quietly(ctx: UploadContext, obj: S3Object, error: str) -> None:
 
 
 def _replaced_after_scoring(row: Prediction, obj: S3Object) -> bool:
-    """A ``done`` prediction whose photo object now holds other bytes (a new ETag).
+    """A ``done`` prediction whose answer came from other bytes than this event's (a new ETag).
 
-    ``source_etag`` is None until an upload event completed the row (``POST /v1/predict``'s
-    photos get it from their first event), so only a second version counts.
+    ``source_etag`` names the bytes that were scored (recorded with the answer); None on rows
+    scored before it was recorded, which are taken as they are.
     """
     return row.status == "done" and row.source_etag not in (None, obj.etag)
+
+
+def _scored_from(row: Prediction, obj: S3Object) -> bool:
+    """This event's bytes were scored already: nothing to do, no model call.
+
+    A ``POST /v1/predict`` photo is scored before it is stored; rows it stored before
+    ``source_etag`` was recorded have none, and their keys (with an extension) are never a
+    form's, which another photo could replace.
+    """
+    if row.status != "done":
+        return False
+    return row.source_etag == obj.etag or (
+        row.source_etag is None and not is_form_upload_key(obj.key)
+    )
 
 
 def _refusal(row: Prediction, obj: S3Object, max_bytes: int) -> str | None:
@@ -203,16 +218,16 @@ def handle_upload(obj: S3Object, ctx: UploadContext) -> Outcome:
         return "superseded"
     with session_scope(ctx.db) as session:
         row = session.get(Prediction, prediction_id)
-        scored_already = row is not None and row.status == "done" and row.source_etag is None
+        scored_already = row is not None and _scored_from(row, obj)
         if row is not None and _replaced_after_scoring(row, obj):
             predictions.reopen(row)
             logger.info("photo replaced after it was scored; scoring it again", extra=log)
         refusal = _refusal(row, obj, ctx.max_bytes) if row is not None else None
     if scored_already:
-        # POST /v1/predict scored these bytes before storing them (or a completed scoring lost
-        # its last write): record the ETag, call no model.
+        # POST /v1/predict scored these bytes before storing them, or the endpoint completed
+        # the row for them and this invocation's own last write was lost.
         _finish(ctx, obj, "done")
-        logger.info("photo scored before its upload event; nothing to do", extra=log)
+        logger.info("these bytes were scored already; nothing to do", extra=log)
         return "duplicate"
     if refusal is not None:
         _finish(ctx, obj, "done", refusal, failure=refusal)
