@@ -8,6 +8,7 @@ import contextlib
 import importlib
 import json
 import sys
+import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +102,13 @@ def run(args: argparse.Namespace) -> int:
         migrate(get_settings().database_url)
     # stdout is for the answer: what the function prints itself (its metrics) goes to stderr.
     with contextlib.redirect_stdout(sys.stderr):
-        response = invoke(args.function, event)
+        try:
+            response = invoke(args.function, event)
+        except Exception:
+            # The function itself raised (Lambda reports it as an error): the whole traceback,
+            # since this command is for debugging handlers, and exit status 1.
+            traceback.print_exc()
+            return 1
     if args.raw:
         print(json.dumps(response, indent=2))
         return 0

@@ -96,17 +96,17 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 
 def check_device(name: str) -> None:
-    """Refuse a device torch can't use here, with the reason (ValueError, RuntimeError)."""
+    """Refuse a device torch can't use here, with the reason (ValueError)."""
     if not DEVICE.fullmatch(name):
         raise ValueError(f"--device {name!r}: use auto, cpu, cuda or cuda:N")
     if name.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
-            raise RuntimeError(f"--device {name}: no CUDA GPU is usable here (use cpu or auto)")
+            raise ValueError(f"--device {name}: no CUDA GPU is usable here (use cpu or auto)")
         index = int(name.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
-            raise RuntimeError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) here")
+            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) here")
 
 
 @contextlib.contextmanager

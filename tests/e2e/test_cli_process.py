@@ -84,3 +84,21 @@ def test_invoke_with_a_bad_event_file_is_one_line(tmp_path: Path) -> None:
         assert done.returncode == 2, done.stderr
         assert done.stderr.startswith("skinscan invoke: ") and message in done.stderr
         assert done.stderr.count("\n") == 1
+
+
+def test_a_function_that_raises_under_invoke_shows_its_traceback(tmp_path: Path) -> None:
+    """``skinscan invoke`` is for debugging handlers: a handler that raises (here batch_start,
+    whose manifest is not in the local store) prints the traceback and exits 1, as Lambda
+    reports an error; it is not bad input to the command."""
+    env = {**os.environ, "SKINSCAN_DATA_DIR": str(tmp_path / "data")}
+    event = ROOT / "events/batch_start/manifest_created.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "skinscan", "invoke", "batch_start", "--event", str(event)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback (most recent call last)" in done.stderr

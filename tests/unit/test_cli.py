@@ -69,8 +69,6 @@ def _failing_command(
     [
         (FileNotFoundError(2, "No such file or directory", "/x/out.csv"), "/x/out.csv: No such"),
         (ValueError("--device 'bogus': use auto, cpu, cuda or cuda:N"), "--device 'bogus'"),
-        (RuntimeError("no CUDA GPU"), "no CUDA GPU"),
-        (KeyError("train"), "missing 'train'"),
         (UnicodeEncodeError("utf-8", "caf\udce9", 3, 4, "surrogates"), "surrogates"),
     ],
 )
@@ -86,6 +84,17 @@ def test_expected_errors_are_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("skinscan predict: ") and message in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("exc", [KeyError("train"), RuntimeError("endpoint failed")])
+def test_unexpected_errors_keep_their_traceback(
+    monkeypatch: pytest.MonkeyPatch, exc: Exception
+) -> None:
+    """A KeyError or RuntimeError from deep inside is a bug or an outage, not bad input."""
+    _failing_command(monkeypatch, exc)
+    monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
+    with pytest.raises(type(exc)):
+        cli.main(["predict"])
 
 
 def test_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -115,7 +115,8 @@ def check_split_seed(path: Path, file_seed: object, card_seed: int) -> None:
         f"split file {path} {said}, but the model was trained on the split of seed "
         f"{card_seed} (split_seed on its card): its parts may mix the model's training images "
         "into the ones scored. Give the training run's own split.json or leave out --split "
-        "(the split is rebuilt from the card); --allow-other-split scores it anyway"
+        "(the split is rebuilt from the card); `skinscan evaluate --allow-other-split` scores "
+        "it anyway"
     )
 
 
