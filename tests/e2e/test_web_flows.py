@@ -668,3 +668,45 @@ def test_a_guest_check_finishing_elsewhere_is_shown_from_the_banner(
     expect(page.locator("section.verdict")).to_have_attribute("data-verdict", "malignant")
     expect(banner).to_be_hidden()
     assert not page.errors, page.errors
+
+
+def test_a_check_that_hangs_can_be_cancelled(page: Page, lesion_images: list[Path]) -> None:
+    """A request that never gets an answer must not lock the Scan screen: Cancel frees it."""
+    sign_up(page)
+    held: list[Route] = []
+    page.route("**/v1/predict", lambda route: held.append(route))
+    upload(page, lesion_images[0])
+    expect(page.get_by_text("Checking your photo")).to_be_visible()
+    while not held:
+        page.wait_for_timeout(50)
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_text("Check cancelled.")).to_be_visible()
+    expect(page.get_by_role("button", name="Check this photo")).to_be_enabled()
+    page.unroute("**/v1/predict")
+    page.get_by_role("button", name="Check this photo").click()
+    wait_for_result(page)
+    assert not page.errors, page.errors
+
+
+def test_signing_out_during_a_check_frees_the_scan_screen_for_the_next_person(
+    page: Page, lesion_images: list[Path]
+) -> None:
+    sign_up(page)
+    held: list[Route] = []
+    page.route("**/v1/predict", lambda route: held.append(route))
+    upload(page, lesion_images[0])
+    while not held:
+        page.wait_for_timeout(50)
+    page.get_by_role("link", name="Account").click()
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Continue as guest").click()
+    expect(_heading(page)).to_have_text("Check a skin spot")
+    expect(page.get_by_text("Checking your photo")).to_have_count(0)
+    page.locator("#photo-file").set_input_files(str(lesion_images[1]))
+    expect(page.get_by_role("button", name="Check this photo")).to_be_enabled()
+    expect(page.locator("#view")).not_to_have_attribute("aria-busy", "true")
+    page.unroute("**/v1/predict")
+    page.get_by_role("button", name="Check this photo").click()
+    wait_for_result(page)
+    expect(page.locator("#check-banner")).to_be_hidden()  # nothing of the first person's check
+    assert not page.errors, page.errors

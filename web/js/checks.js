@@ -10,6 +10,10 @@ import { describeError } from './errors.js';
 import { photoToSend } from './photo.js';
 import { setLastResult, state } from './state.js';
 
+// A check given no answer in this time is given up (API Gateway itself answers by 30 s; the
+// local stack's first check may load the model): a silent network must not lock the app.
+export const CHECK_TIMEOUT_MS = 60_000;
+
 /** The check in flight, or null. */
 export function current() {
   return state.checking;
@@ -21,7 +25,15 @@ export function current() {
  */
 export function start() {
   if (state.checking) return state.checking;
-  const job = { file: state.pendingFile, url: state.pendingUrl, epoch: state.epoch, watcher: null };
+  const job = {
+    file: state.pendingFile,
+    url: state.pendingUrl,
+    epoch: state.epoch,
+    watcher: null,
+    controller: new AbortController(),
+    cancelled: false,
+    timedOut: false,
+  };
   state.checking = job;
   state.unseenCheck = null;
   showBanner();
@@ -49,15 +61,40 @@ function resultHref(result) {
   return result.id && auth.mode() === 'user' ? `#/result/${encodeURIComponent(result.id)}` : '#/result';
 }
 
+/** Stop waiting for `job` (the person pressed Cancel): its watcher hears `{ cancelled }`. */
+export function cancel(job = state.checking) {
+  if (!job) return;
+  job.cancelled = true;
+  job.controller.abort();
+}
+
+const TIMED_OUT = {
+  code: 'timeout',
+  status: 0,
+  message: 'SkinScan did not answer in time.',
+};
+
 async function run(job) {
   let outcome;
+  const timer = setTimeout(() => {
+    job.timedOut = true;
+    job.controller.abort();
+  }, CHECK_TIMEOUT_MS);
   try {
-    const result = await api.predict(await photoToSend(job.file));
+    const result = await api.predict(await photoToSend(job.file), { signal: job.controller.signal });
     outcome = { result, href: resultHref(result) };
   } catch (error) {
-    outcome = { error };
+    outcome = job.timedOut ? { error: TIMED_OUT } : { error };
+  } finally {
+    clearTimeout(timer);
   }
-  state.checking = null;
+  if (state.checking === job) state.checking = null;
+  if (job.cancelled) {
+    // Cancelled here, or detached when the session was forgotten (state.forgetEverything).
+    if (job.url && state.pendingUrl !== job.url) URL.revokeObjectURL(job.url);
+    job.watcher?.({ cancelled: true });
+    return;
+  }
   if (job.epoch !== state.epoch) {
     // Signed out (or another person started) meanwhile: the answer belongs to nobody here.
     if (job.url) URL.revokeObjectURL(job.url);

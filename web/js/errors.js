@@ -42,6 +42,13 @@ export function describeError(err) {
       retry: true,
     };
   }
+  if (code === 'timeout') {
+    return {
+      title: 'No answer',
+      message: 'SkinScan did not answer in time. Nothing is lost: please try again.',
+      retry: true,
+    };
+  }
   if (code === 'session_ended') {
     return { title: 'Signed out', message: err.message, retry: false, signIn: true };
   }

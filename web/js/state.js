@@ -49,6 +49,14 @@ export function takeFlash() {
 export function forgetEverything() {
   state.epoch += 1;
   state.unseenCheck = null;
+  // A check in flight belonged to the session just forgotten: stop it, so that nothing of it
+  // reaches the next person and the Scan screen is free for them at once.
+  const job = state.checking;
+  state.checking = null;
+  if (job) {
+    job.cancelled = true;
+    job.controller?.abort();
+  }
   setPendingFile(null);
   if (state.lastResult?.photoUrl) URL.revokeObjectURL(state.lastResult.photoUrl);
   state.lastResult = null;

@@ -78,14 +78,25 @@ export function render(view, _params, { go }) {
   function follow(job) {
     checkButton.disabled = true;
     view.setAttribute('aria-busy', 'true');
-    replace(feedback, h('p', { class: 'progress', role: 'status' },
-      h('span', { class: 'spinner', 'aria-hidden': 'true' }), 'Checking your photo…'));
-    unwatch = checks.watch(job, ({ result, href, error }) => {
+    replace(feedback,
+      h('p', { class: 'progress', role: 'status' },
+        h('span', { class: 'spinner', 'aria-hidden': 'true' }), 'Checking your photo…'),
+      h('button', { type: 'button', class: 'button', onclick: () => checks.cancel(job) }, 'Cancel'));
+    unwatch = checks.watch(job, ({ result, href, error, cancelled }) => {
       unwatch = null;
       view.removeAttribute('aria-busy');
       if (result) go(href);
+      else if (cancelled) showCancelled();
       else showError(error);
     });
+  }
+
+  function showCancelled() {
+    // The photo may already have reached the server, which then keeps a signed-in result.
+    replace(feedback, h('p', { class: 'hint', role: 'status' }, 'Check cancelled.',
+      signedIn ? ' If the photo had already reached SkinScan, its result may still appear in your history.' : ''));
+    showPreview();
+    if (!checkButton.disabled) checkButton.focus();
   }
 
   function check() {
