@@ -17,13 +17,18 @@ from sklearn.metrics import roc_curve
 def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str) -> None:
     """One ROC curve per entry: name -> (y_true, score)."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
+    drawn = 0
     for name, (y, s) in curves.items():
-        if 0 < np.sum(y) < len(y):
+        if 0 < np.sum(y) < len(y):  # a curve needs both classes
             fpr, tpr, _ = roc_curve(y, s)
             ax.plot(fpr, tpr, label=name, lw=1.8)
+            drawn += 1
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1))
-    ax.legend(loc="lower right", fontsize=8)
+    if drawn:
+        ax.legend(loc="lower right", fontsize=8)
+    else:
+        ax.text(0.5, 0.55, "no curve: only one class present", ha="center", color="grey")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
