@@ -209,3 +209,50 @@ def test_failed_commit_is_an_error_not_a_lost_success(
         assert session.scalar(select(User).where(User.email == body["email"])) is None
         assert client.post("/v1/auth/register", json=body).status_code == 201
         assert client.post("/v1/auth/login", json=body).status_code == 200
+
+
+def test_login_finds_the_address_as_registration_stored_it(client: TestClient) -> None:
+    """Registration keeps the validator's normal form (NFC, a Unicode domain): login must look
+    the address up in the same form, however it is typed."""
+    password = "correct horse battery"
+    for typed_at_register, typed_at_login in (
+        ("jos\u00e9@example.com", "jose\u0301@example.com"),  # NFC / NFD
+        ("user@b\u00fccher.example", "USER@xn--bcher-kva.example"),  # Unicode / punycode
+    ):
+        reg = client.post(
+            "/v1/auth/register", json={"email": typed_at_register, "password": password}
+        )
+        assert reg.status_code == 201, reg.text
+        login = client.post("/v1/auth/login", json={"email": typed_at_login, "password": password})
+        assert login.status_code == 200, (typed_at_login, login.text)
+
+
+def test_an_address_that_is_no_address_gets_401_not_500(client: TestClient) -> None:
+    for email in ("a\u0000b@example.com", "not an address", "@"):
+        r = client.post("/v1/auth/login", json={"email": email, "password": "whatever pass"})
+        assert r.status_code == 401, (email, r.text)
+        assert r.json()["error"]["code"] == "invalid_credentials"
+
+
+def test_api_answers_are_never_cached(client: TestClient, register: Any) -> None:
+    reg = register()
+    for response in (
+        client.post("/v1/auth/refresh", json={"refresh_token": reg["tokens"]["refresh_token"]}),
+        client.get("/v1/auth/me", headers=reg["headers"]),
+        client.post("/v1/auth/login", json={"email": "x@example.com", "password": "nope nope"}),
+    ):
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_deleting_an_account_forgets_its_login_attempts(
+    client: TestClient, register: Any, session: Session
+) -> None:
+    from skinscan_common.db import LoginAttempt
+
+    reg = register()
+    client.post("/v1/auth/login", json={"email": "ada@example.com", "password": "wrong wrong"})
+    assert session.scalar(select(LoginAttempt)) is not None
+    assert client.delete("/v1/auth/me", headers=reg["headers"]).status_code == 204
+    session.expire_all()
+    assert session.scalar(select(LoginAttempt)) is None

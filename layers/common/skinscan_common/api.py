@@ -56,6 +56,33 @@ class RequestLogMiddleware:
                 )
 
 
+class ApiAnswerHeadersMiddleware:
+    """``/v1`` answers carry tokens, people's results and presigned URLs: no cache may keep
+    them (``Cache-Control: no-store``, as RFC 6749 asks of token answers), and browsers must
+    not guess their type. A route that sets its own Cache-Control keeps it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope.get("path", "").startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _value in headers}
+                if b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
 def install_middleware(
     app: FastAPI, settings: Settings | None = None, max_json_bytes: int | None = None
 ) -> None:
@@ -70,6 +97,7 @@ def install_middleware(
         max_json_bytes=max_json_bytes or settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
     )
+    app.add_middleware(ApiAnswerHeadersMiddleware)
     app.add_middleware(RequestLogMiddleware)
 
 

@@ -5,6 +5,7 @@ from skinscan_common.security.passwords import (
     check_policy,
     hash_password,
     needs_rehash,
+    stored_as_typed,
     verify_password,
 )
 from skinscan_common.security.secrets import jwt_key, master_secret, signing_key
@@ -32,6 +33,7 @@ __all__ = [
     "needs_rehash",
     "new_opaque_token",
     "signing_key",
+    "stored_as_typed",
     "verify_access_token",
     "verify_password",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from pydantic import validate_email
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -28,6 +29,7 @@ from skinscan_common.security import (
     jwt_key,
     needs_rehash,
     new_opaque_token,
+    stored_as_typed,
     verify_password,
 )
 from skinscan_common.services import throttle
@@ -37,9 +39,15 @@ INVALID_CREDENTIALS = "invalid email or password"
 INVALID_REFRESH = "invalid or expired refresh token"
 
 
-def normalise_email(email: str) -> str:
-    """Trimmed and lower-cased (SkinScan treats addresses case-insensitively)."""
-    return email.strip().lower()
+def normalise_email(email: str) -> str | None:
+    """The address as registration stores it (the email validator's normal form: NFC, an
+    internationalised domain as Unicode, no display name; lower-cased, since SkinScan treats
+    addresses case-insensitively), or None when it is no email address at all."""
+    try:
+        _name, address = validate_email(email.strip())
+    except ValueError:  # pydantic's PydanticCustomError is one
+        return None
+    return address.lower()
 
 
 def user_view(user: User) -> UserView:
@@ -84,7 +92,10 @@ def register(
     session: Session, settings: Settings, email: str, password: str
 ) -> tuple[User, TokenPair]:
     """Create an account (409 if the email is taken) and log it in."""
-    email = normalise_email(email)
+    address = normalise_email(email)
+    if address is None:
+        raise AppError("enter a valid email address", code="invalid_email", status_code=422)
+    email = address
     try:
         check_policy(password, email, settings.password_min_length, settings.password_max_length)
     except PasswordPolicyError as exc:
@@ -108,20 +119,22 @@ def register(
 
 def login(session: Session, settings: Settings, email: str, password: str) -> TokenPair:
     """Tokens for valid credentials; the same 401 for unknown email and wrong password."""
-    email = normalise_email(email)
+    address = normalise_email(email)
+    # Not an address at all: no account can have it, but it is counted and costs the same.
+    email = address if address is not None else email.strip().lower()
     wait = throttle.begin_attempt(session, settings, email)  # counted (and committed) first
     if wait:
         raise TooManyRequestsError(
             "too many failed logins; try again later",
             headers={"Retry-After": str(wait)},
         )
-    user = session.scalar(select(User).where(User.email == email))
+    user = session.scalar(select(User).where(User.email == address)) if address else None
     if not verify_password(user.password_hash if user else None, password) or user is None:
         logger.info("login failed")
         _add_metric("LoginFailed")
         raise UnauthorizedError(INVALID_CREDENTIALS, code="invalid_credentials")
     throttle.clear(session, email)
-    if needs_rehash(user.password_hash):
+    if needs_rehash(user.password_hash) or stored_as_typed(password):
         user.password_hash = hash_password(password)
     logger.info("login", extra={"user_id": str(user.id)})
     return issue_tokens(session, settings, user.id)
@@ -183,7 +196,12 @@ def logout(session: Session, raw_token: str) -> None:
 
 
 def delete_account(session: Session, store: ObjectStore, user: User) -> int:
-    """Delete the account, its predictions, tokens and stored objects; returns objects deleted."""
+    """Delete the account, its predictions, tokens and stored objects; returns objects deleted.
+
+    The user's row is locked first: a scan being stored for this user (its row references the
+    user) finishes before the listing below, or waits and then fails for want of its user.
+    """
+    session.execute(select(User.id).where(User.id == user.id).with_for_update())
     keys = [
         key
         for row in session.execute(
@@ -202,6 +220,7 @@ def delete_account(session: Session, store: ObjectStore, user: User) -> int:
             deleted += 1
     session.execute(Prediction.__table__.delete().where(Prediction.owner_id == user.id))
     session.execute(RefreshToken.__table__.delete().where(RefreshToken.user_id == user.id))
+    throttle.clear(session, user.email)  # nothing may say this address had an account
     session.delete(user)
     session.flush()
     logger.info("account deleted", extra={"user_id": str(user.id), "objects": deleted})

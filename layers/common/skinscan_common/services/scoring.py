@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from skinscan_common.db.models import Prediction
-from skinscan_common.errors import AppError, ConflictError, NotFoundError
+from skinscan_common.errors import AppError, ConflictError, NotFoundError, UnauthorizedError
 from skinscan_common.s3events import etag_of
 from skinscan_common.schemas import PredictionResult
 from skinscan_common.services import predictions
@@ -106,6 +107,15 @@ def _put_heatmaps(
     return keys[0], keys[1]
 
 
+def _no_such_owner(exc: DBAPIError) -> bool:
+    """A foreign-key violation: pg8000 reports SQLSTATE 23503 as a ProgrammingError, SQLite as
+    an IntegrityError."""
+    details = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+    if isinstance(details, dict):
+        return details.get("C") == "23503"
+    return isinstance(exc, IntegrityError) and "FOREIGN KEY" in str(exc.orig)
+
+
 def store_prediction(
     session: Session,
     store: ObjectStore,
@@ -115,22 +125,41 @@ def store_prediction(
     content_type: str,
     answer: dict[str, Any],
 ) -> Prediction:
-    """Keep a signed-in user's inline prediction: photo, heatmap, overlay, then the row."""
+    """Keep a signed-in user's inline prediction: the row, then photo, heatmap and overlay.
+
+    The row comes first: its reference to the user makes a deletion of the account in progress
+    either wait for this scan (and then delete it) or win (the insert then fails, 401, and no
+    object was written). Objects written before a later failure are deleted again.
+    """
     scored = split_answer(answer)
     prediction_id = uuid.uuid4()
     ext = IMAGE_TYPES.get(content_type, "bin")
     photo_key = image_key(prediction_id, owner_id, ext)
-    store.put(photo_key, image, content_type)
-    row = predictions.create_pending(
-        session,
-        image_key=photo_key,
-        owner_id=owner_id,
-        prediction_id=prediction_id,
-        source_etag=etag_of(image),  # the bytes this answer came from (its upload event: no-op)
-    )
-    hm_key, ov_key = _put_heatmaps(store, row, scored)
-    predictions.record_result(row, scored.result, heatmap_key=hm_key, overlay_key=ov_key)
-    session.flush()
+    try:
+        row = predictions.create_pending(
+            session,
+            image_key=photo_key,
+            owner_id=owner_id,
+            prediction_id=prediction_id,
+            source_etag=etag_of(image),  # the bytes this answer came from (their event: no-op)
+        )
+    except DBAPIError as exc:
+        if not _no_such_owner(exc):
+            raise
+        session.rollback()
+        raise UnauthorizedError("account no longer exists", code="account_deleted") from exc
+    written: list[str] = []
+    try:
+        store.put(photo_key, image, content_type)
+        written.append(photo_key)
+        hm_key, ov_key = _put_heatmaps(store, row, scored)
+        written += [key for key in (hm_key, ov_key) if key]
+        predictions.record_result(row, scored.result, heatmap_key=hm_key, overlay_key=ov_key)
+        session.flush()
+    except BaseException:
+        for key in written:
+            store.delete(key)
+        raise
     return row
 
 
