@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response, status
 from skinscan_common.api import create_function_app, lambda_handler
 from skinscan_common.deps import CurrentUser, DbSession, SettingsDep, Store
 from skinscan_common.schemas import (
+    ChangePasswordRequest,
     ErrorBody,
     LoginRequest,
     LogoutRequest,
@@ -56,6 +57,23 @@ def logout(body: LogoutRequest, session: DbSession) -> Response:
     """Revoke the refresh token's session."""
     accounts.logout(session, body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT)
+def logout_all(user: CurrentUser, session: DbSession) -> Response:
+    """End every session of the account, on every device (a lost phone, a shared computer)."""
+    accounts.logout_everywhere(session, user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/password", response_model=TokenPair, responses={429: {"model": ErrorBody}})
+def change_password(
+    body: ChangePasswordRequest, user: CurrentUser, session: DbSession, settings: SettingsDep
+) -> TokenPair:
+    """Set a new password: every session ends, and the answer starts a new one here."""
+    return accounts.change_password(
+        session, settings, user, body.current_password, body.new_password
+    )
 
 
 @router.get("/me", response_model=UserView)

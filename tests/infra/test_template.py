@@ -188,6 +188,8 @@ def test_http_routes_and_who_guards_them(template: dict, rendered: dict) -> None
         ("POST", "/v1/auth/logout"): set(),
         ("GET", "/v1/auth/me"): guarded,
         ("DELETE", "/v1/auth/me"): guarded,
+        ("POST", "/v1/auth/logout-all"): guarded,
+        ("POST", "/v1/auth/password"): guarded,
         ("GET", "/v1/predictions"): guarded,
         ("GET", "/v1/predictions/{id}"): set(),
         ("DELETE", "/v1/predictions/{id}"): set(),

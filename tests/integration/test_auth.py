@@ -256,3 +256,85 @@ def test_deleting_an_account_forgets_its_login_attempts(
     assert client.delete("/v1/auth/me", headers=reg["headers"]).status_code == 204
     session.expire_all()
     assert session.scalar(select(LoginAttempt)) is None
+
+
+def _login(client: TestClient, password: str) -> Any:
+    return client.post("/v1/auth/login", json={"email": "ada@example.com", "password": password})
+
+
+def _refresh(client: TestClient, token: str) -> int:
+    return client.post("/v1/auth/refresh", json={"refresh_token": token}).status_code
+
+
+def test_changing_the_password_ends_every_other_session(client: TestClient, register: Any) -> None:
+    reg = register()
+    other_device = _login(client, reg["password"]).json()["refresh_token"]
+    wrong = client.post(
+        "/v1/auth/password",
+        json={"current_password": "not it at all", "new_password": "a brand new passphrase"},
+        headers=reg["headers"],
+    )
+    assert (wrong.status_code, wrong.json()["error"]["code"]) == (422, "wrong_password")
+    weak = client.post(
+        "/v1/auth/password",
+        json={"current_password": reg["password"], "new_password": "short"},
+        headers=reg["headers"],
+    )
+    assert (weak.status_code, weak.json()["error"]["code"]) == (422, "weak_password")
+    changed = client.post(
+        "/v1/auth/password",
+        json={"current_password": reg["password"], "new_password": "a brand new passphrase"},
+        headers=reg["headers"],
+    )
+    assert changed.status_code == 200, changed.text
+    assert _refresh(client, other_device) == 401  # the thief's session is over
+    assert _refresh(client, reg["tokens"]["refresh_token"]) == 401
+    assert _refresh(client, changed.json()["refresh_token"]) == 200  # this one goes on
+    assert _login(client, reg["password"]).status_code == 401
+    assert _login(client, "a brand new passphrase").status_code == 200
+
+
+def test_wrong_current_passwords_are_throttled_like_logins(
+    client: TestClient, register: Any
+) -> None:
+    reg = register()
+    codes = [
+        client.post(
+            "/v1/auth/password",
+            json={"current_password": f"guess number {i}", "new_password": "a brand new one!"},
+            headers=reg["headers"],
+        ).status_code
+        for i in range(5)
+    ]
+    assert codes == [422, 422, 422, 429, 429]  # login_max_failures is 3 in the tests
+
+
+def test_signing_out_everywhere_ends_every_session(client: TestClient, register: Any) -> None:
+    reg = register()
+    phone = _login(client, reg["password"]).json()["refresh_token"]
+    laptop = _login(client, reg["password"]).json()["refresh_token"]
+    assert client.post("/v1/auth/logout-all", headers=reg["headers"]).status_code == 204
+    assert [_refresh(client, t) for t in (phone, laptop, reg["tokens"]["refresh_token"])] == [
+        401,
+        401,
+        401,
+    ]
+    assert _login(client, reg["password"]).status_code == 200  # signing in again works
+    assert client.post("/v1/auth/logout-all").status_code == 401
+
+
+def test_a_session_ends_at_its_maximum_age_however_often_it_is_refreshed(
+    settings: Settings, session: Session
+) -> None:
+    user, tokens = accounts.register(session, settings, "old@example.com", "a long passphrase!")
+    session.commit()
+    rotated = accounts.refresh(session, settings, tokens.refresh_token)
+    session.commit()
+    aged = settings.model_copy(update={"session_max_age_s": 0})
+    try:
+        accounts.refresh(session, aged, rotated.refresh_token)
+    except AppError as exc:
+        assert exc.status_code == 401
+    else:
+        raise AssertionError("a session past its maximum age was refreshed")
+    assert user.id

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     jwt_issuer: str = "skinscan"
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
+    # A session (a chain of rotated refresh tokens) ends this long after its sign-in, however
+    # often it is refreshed: a stolen refresh token cannot be kept alive for ever.
+    session_max_age_s: int = 90 * 24 * 3600
     guest_token_ttl_s: int = 24 * 3600
 
     # Limits.

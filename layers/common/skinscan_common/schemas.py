@@ -49,6 +49,11 @@ class LogoutRequest(_Strict):
     refresh_token: str = Field(min_length=1, max_length=512)
 
 
+class ChangePasswordRequest(_Strict):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
 class UserView(BaseModel):
     id: uuid.UUID
     email: str

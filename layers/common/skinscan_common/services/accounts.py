@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import validate_email
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -148,6 +148,22 @@ def _revoke_family(session: Session, family_id: uuid.UUID) -> None:
     )
 
 
+def _session_started(session: Session, family_id: uuid.UUID) -> datetime:
+    """When the session began: its first refresh token (rotated ones are kept, marked used)."""
+    started = session.scalar(
+        select(func.min(RefreshToken.created_at)).where(RefreshToken.family_id == family_id)
+    )
+    return started or utcnow()
+
+
+def _revoke_all(session: Session, user_id: uuid.UUID) -> None:
+    session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
 def refresh(session: Session, settings: Settings, raw_token: str) -> TokenPair:
     """Rotate a refresh token; reuse of a rotated one revokes its whole family."""
     row = session.scalar(
@@ -166,7 +182,9 @@ def refresh(session: Session, settings: Settings, raw_token: str) -> TokenPair:
         _revoke_family(session, row.family_id)
         session.commit()
         raise UnauthorizedError(INVALID_REFRESH, code="invalid_refresh_token")
-    if row.expires_at <= now:
+    if row.expires_at <= now or _session_started(session, row.family_id) <= now - timedelta(
+        seconds=settings.session_max_age_s
+    ):
         raise UnauthorizedError(INVALID_REFRESH, code="invalid_refresh_token")
     # Atomic claim: of two concurrent refreshes with one token, only one wins.
     claimed = session.execute(
@@ -193,6 +211,43 @@ def logout(session: Session, raw_token: str) -> None:
     if row is not None:
         _revoke_family(session, row.family_id)
         logger.info("logout", extra={"user_id": str(row.user_id)})
+
+
+def logout_everywhere(session: Session, user: User) -> None:
+    """End every session of the account (each device must sign in again).
+
+    Access tokens already handed out stay valid until they expire (at most
+    ``access_token_ttl_s``): they are checked by signature, not looked up.
+    """
+    _revoke_all(session, user.id)
+    logger.info("logout everywhere", extra={"user_id": str(user.id)})
+
+
+def change_password(
+    session: Session, settings: Settings, user: User, current: str, new: str
+) -> TokenPair:
+    """Set a new password if ``current`` is right; every session ends, a new one starts here.
+
+    Guesses of the current password count against the same throttle as logins. A wrong one is
+    422, not 401: the caller's token is fine, and a 401 would send a client to refresh it.
+    """
+    wait = throttle.begin_attempt(session, settings, user.email)  # counted (and committed)
+    if wait:
+        raise TooManyRequestsError(
+            "too many wrong passwords; try again later", headers={"Retry-After": str(wait)}
+        )
+    if not verify_password(user.password_hash, current):
+        raise AppError("the current password is not right", code="wrong_password", status_code=422)
+    throttle.clear(session, user.email)
+    try:
+        check_policy(new, user.email, settings.password_min_length, settings.password_max_length)
+    except PasswordPolicyError as exc:
+        raise AppError(str(exc), code="weak_password", status_code=422) from exc
+    user.password_hash = hash_password(new)
+    _revoke_all(session, user.id)
+    logger.info("password changed", extra={"user_id": str(user.id)})
+    _add_metric("PasswordChanged")
+    return issue_tokens(session, settings, user.id)
 
 
 def delete_account(session: Session, store: ObjectStore, user: User) -> int:
