@@ -160,7 +160,7 @@ def test_account_sign_out_and_delete(page: Page, lesion_images: list[Path]) -> N
     token = page.evaluate("() => sessionStorage.getItem('skinscan.refresh_token')")
     assert token
     with page.expect_response("**/v1/auth/logout") as logout:
-        page.get_by_role("button", name="Sign out").click()
+        page.get_by_role("button", name="Sign out", exact=True).click()
     assert logout.value.status == 204
     expect(page.get_by_text("You are signed out.")).to_be_visible()
     assert page.evaluate("() => sessionStorage.getItem('skinscan.refresh_token')") is None
@@ -698,7 +698,7 @@ def test_signing_out_during_a_check_frees_the_scan_screen_for_the_next_person(
     while not held:
         page.wait_for_timeout(50)
     page.get_by_role("link", name="Account").click()
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     page.get_by_role("button", name="Continue as guest").click()
     expect(_heading(page)).to_have_text("Check a skin spot")
     expect(page.get_by_text("Checking your photo")).to_have_count(0)

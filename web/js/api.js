@@ -103,6 +103,14 @@ export const login = (email, password) =>
 export const logout = (refreshToken) =>
   request('/v1/auth/logout', { method: 'POST', json: { refresh_token: refreshToken }, auth: 'none' });
 
+export const logoutAll = () => request('/v1/auth/logout-all', { method: 'POST' });
+
+/** -> a new token pair for this device; the account's other sessions end. */
+export const changePassword = (currentPassword, newPassword) =>
+  request('/v1/auth/password', {
+    method: 'POST', json: { current_password: currentPassword, new_password: newPassword },
+  });
+
 export const me = () => request('/v1/auth/me');
 
 export const deleteAccount = () => request('/v1/auth/me', { method: 'DELETE' });

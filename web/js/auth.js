@@ -123,6 +123,10 @@ async function postRefresh() {
     throw offline;
   }
   if (response.status === 401 || response.status === 403) {
+    // A password change (in this tab or another) stored a new pair while this token was on its
+    // way, and revoked it: the session goes on with the new token, it must not be forgotten.
+    const now = storedRefresh();
+    if (now !== null && now !== token) return postRefresh();
     // Expired, revoked or replayed: the session is over.
     clear();
     throw new SessionEndedError();
