@@ -323,6 +323,9 @@ def options_from(args: argparse.Namespace) -> Options:
 
 
 def run(args: argparse.Namespace) -> int:
+    from skinscan_common.observability import log_to
+
+    log_to(sys.stderr)  # stdout stays free of log lines, as predict's is
     try:
         summary = score_folder(args.source, options_from(args))
     except BatchInputError as exc:

@@ -6,7 +6,9 @@ import argparse
 import contextlib
 import os
 import socket
+import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -69,6 +71,23 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def wildcard_warning(host: str, port: int, public_base_url: str) -> str | None:
+    """What to say when links would name an address no other machine can open (0.0.0.0)."""
+    if host not in WILDCARD_HOSTS:
+        return None
+    named = urlsplit(public_base_url).hostname or ""
+    if named not in WILDCARD_HOSTS:
+        return None  # SKINSCAN_PUBLIC_BASE_URL names a real address
+    return (
+        f"skinscan serve: listening on all interfaces, but photo and heatmap links would name "
+        f"{public_base_url}, which other machines cannot open: set "
+        f"SKINSCAN_PUBLIC_BASE_URL=http://<this machine's address>:{port}"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     apply_overrides(args)
     import uvicorn
@@ -98,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
         sock.close()
         raise
     port = sock.getsockname()[1]  # the one chosen when asked for port 0
+    warning = wildcard_warning(settings.host, port, settings.public_base_url)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     print(f"SkinScan local stack on http://{settings.host}:{port}  (docs: /docs)", flush=True)
     # uvicorn serves the socket bound above (and closes it at shutdown).
     # Ctrl+C is how one stops it: a normal end (exit 0), as in uvicorn.run.

@@ -187,6 +187,23 @@ def test_killed_batch_process_restarts_and_finishes(tmp_path: Path, model_dir: P
     assert len(images) == len(set(images)) == 50
 
 
+def test_stdout_carries_no_log_lines(tmp_path: Path, model_dir: Path) -> None:
+    """Logs go to stderr with the summary: stdout is left to whoever pipes it."""
+    folder = _folder(tmp_path, 3)
+    command = [sys.executable, "-m", "skinscan", "batch", str(folder), "--model", str(model_dir)]
+    done = subprocess.run(
+        [*command, "--no-progress", "--device", "cpu"],
+        cwd=REPO,
+        env={**os.environ, "SKINSCAN_LOG_LEVEL": "INFO"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"level"' not in done.stdout
+    assert '"batch job finished"' in done.stderr
+
+
 # -- with a stand-in model: what the command finds, counts and says ----------------------------
 
 

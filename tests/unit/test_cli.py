@@ -187,3 +187,21 @@ def test_evaluate_with_nothing_to_do_says_so_on_stderr_and_makes_no_folder(
     captured = capsys.readouterr()
     assert "nothing to evaluate" in captured.err and captured.out == ""
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("host", "public", "warned"),
+    [
+        ("0.0.0.0", "http://0.0.0.0:9000", True),
+        ("::", "http://[::]:9000", True),
+        ("0.0.0.0", "http://192.0.2.2:9000", False),  # SKINSCAN_PUBLIC_BASE_URL set
+        ("127.0.0.1", "http://127.0.0.1:8000", False),
+    ],
+)
+def test_serve_warns_when_links_would_name_no_address(host: str, public: str, warned: bool) -> None:
+    from skinscan.commands.serve import wildcard_warning
+
+    warning = wildcard_warning(host, 9000, public)
+    assert (warning is not None) == warned
+    if warning:
+        assert "SKINSCAN_PUBLIC_BASE_URL=http://<this machine's address>:9000" in warning
