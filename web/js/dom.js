@@ -100,3 +100,12 @@ export function icon(name, size = 28) {
   }
   return svg;
 }
+
+/** Escape inside `group` presses `cancel`, as it would close a dialog (not while `yes` works). */
+export function escapeCancels(group, cancel, yes) {
+  group.addEventListener('keydown', (event) => {
+    if (event.key !== 'Escape' || yes.disabled) return;
+    event.preventDefault();
+    cancel.click();
+  });
+}

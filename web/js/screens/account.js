@@ -4,7 +4,7 @@
 import * as api from '../api.js';
 import * as auth from '../auth.js';
 import { errorCard, field, formError } from '../components.js';
-import { announce, append, formatDate, h, replace } from '../dom.js';
+import { announce, append, escapeCancels, formatDate, h, replace } from '../dom.js';
 import { state } from '../state.js';
 
 export const title = 'Account';
@@ -165,12 +165,7 @@ function signOutEverywhere(go) {
     replace(feedback);
     ask.focus();
   });
-  // Escape backs out of the question, as it would close a dialog.
-  question.addEventListener('keydown', (event) => {
-    if (event.key !== 'Escape' || yes.disabled) return;
-    event.preventDefault();
-    no.click();
-  });
+  escapeCancels(question, no, yes);
   yes.addEventListener('click', async () => {
     yes.disabled = true;
     no.disabled = true;

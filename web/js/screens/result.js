@@ -6,7 +6,7 @@ import * as auth from '../auth.js';
 import {
   CLASS_NAMES, VERDICTS, disclaimer, errorCard, gauge, verdictBadge,
 } from '../components.js';
-import { announce, formatDate, h, percent, replace } from '../dom.js';
+import { announce, escapeCancels, formatDate, h, percent, replace } from '../dom.js';
 import { heatmapViewer } from '../heatmap.js';
 import { state } from '../state.js';
 
@@ -109,12 +109,7 @@ export function deleteButton(id, feedback, onDeleted, label = 'Delete', name = n
   question.hidden = true;
   ask.addEventListener('click', () => { ask.hidden = true; question.hidden = false; yes.focus(); });
   no.addEventListener('click', () => { question.hidden = true; ask.hidden = false; ask.focus(); });
-  // Escape backs out of the question, as it would close a dialog.
-  question.addEventListener('keydown', (event) => {
-    if (event.key !== 'Escape' || yes.disabled) return;
-    event.preventDefault();
-    no.click();
-  });
+  escapeCancels(question, no, yes);
   yes.addEventListener('click', async () => {
     yes.disabled = true;
     try {
