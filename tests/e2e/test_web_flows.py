@@ -710,3 +710,31 @@ def test_signing_out_during_a_check_frees_the_scan_screen_for_the_next_person(
     wait_for_result(page)
     expect(page.locator("#check-banner")).to_be_hidden()  # nothing of the first person's check
     assert not page.errors, page.errors
+
+
+def test_a_screen_still_loading_when_another_is_opened_does_not_linger(
+    page: Page, lesion_images: list[Path]
+) -> None:
+    """History waits for its list; opening Scan meanwhile must leave Scan in charge: when the
+    person then goes to Account, Scan's hold on a check in flight ends with it (the check's
+    answer then shows as a banner, not by taking the person away from Account)."""
+    sign_up(page)
+    held_predict: list[Route] = []
+    page.route("**/v1/predict", lambda route: held_predict.append(route))
+    upload(page, lesion_images[0])
+    while not held_predict:
+        page.wait_for_timeout(50)
+    held_list: list[Route] = []
+    page.route(re.compile(r".*/v1/predictions\?.*"), lambda route: held_list.append(route))
+    page.get_by_role("link", name="History").click()
+    while not held_list:
+        page.wait_for_timeout(50)
+    page.get_by_role("link", name="Scan", exact=True).click()  # History is still loading
+    expect(page.get_by_text("Checking your photo")).to_be_visible()
+    held_list[0].fulfill(json={"items": [], "next_cursor": None})  # History finishes late
+    page.get_by_role("link", name="Account").click()
+    expect(_heading(page)).to_have_text("Account")
+    held_predict[0].continue_()
+    expect(page.locator("#check-banner")).to_contain_text("Your result is ready", timeout=60_000)
+    expect(_heading(page)).to_have_text("Account")
+    assert not page.errors, page.errors

@@ -17,6 +17,8 @@ const SCREENS = { signin, signup, home, result, history, account };
 
 const view = document.getElementById('view');
 let cleanup = null;
+// Each render takes a number: a screen still loading when a newer one starts is dropped.
+let renders = 0;
 let firstRender = true;
 
 function parseHash() {
@@ -77,9 +79,12 @@ async function render() {
   const said = [];
   let rendering = true;
   const say = (message) => { if (rendering) said.push(message); else announce(message); };
+  const mine = ++renders;
+  let done;
   try {
-    cleanup = await screen.render(view, params, { go, say });
+    done = await screen.render(view, params, { go, say });
   } catch (err) {
+    if (mine !== renders) return; // the person has moved on: this screen is gone anyway
     if (err?.code === 'session_ended') {
       state.flash = err.message;
       location.replace('#/signin');
@@ -89,6 +94,13 @@ async function render() {
   } finally {
     rendering = false;
   }
+  if (mine !== renders) {
+    // Another screen was drawn while this one was still loading (History, then Scan at once):
+    // this screen is gone, so its cleanup runs now, and it must not replace the new screen's.
+    if (typeof done === 'function') done();
+    return;
+  }
+  cleanup = done;
   checks.updateBanner();
   // Move focus to the new screen's heading so keyboard and screen-reader users follow along.
   if (!firstRender) focusScreen();
