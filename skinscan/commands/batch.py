@@ -323,9 +323,13 @@ def options_from(args: argparse.Namespace) -> Options:
 
 
 def run(args: argparse.Namespace) -> int:
-    from skinscan_common.observability import log_to
+    from skinscan_common.observability import logging_to
 
-    log_to(sys.stderr)  # stdout stays free of log lines, as predict's is
+    with logging_to(sys.stderr):  # stdout stays free of log lines, as predict's is
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         summary = score_folder(args.source, options_from(args))
     except BatchInputError as exc:

@@ -87,10 +87,14 @@ def invoke(function: str, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from skinscan_common.config import get_settings
-    from skinscan_common.observability import log_to
+    from skinscan_common.observability import logging_to
 
-    log_to(sys.stderr)
+    with logging_to(sys.stderr):  # stdout is for the handler's answer
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from skinscan_common.config import get_settings
 
     if not (Path("functions") / args.function).is_dir() and not _importable(args.function):
         print(f"skinscan invoke: no function {args.function!r} under functions/", file=sys.stderr)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import sys
 import time
 from typing import Any
 
@@ -15,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import MetaData, select
 from sqlalchemy.orm import Session
 
-from skinscan_common.observability import log_to
+from skinscan_common.observability import logging_to
 from tests.conftest import TEST_JWT_SECRET
 
 
@@ -117,8 +116,7 @@ def test_no_secret_in_clear_in_database_or_logs(
     client: TestClient, register: Any, session: Session
 ) -> None:
     buffer = io.StringIO()
-    log_to(buffer)
-    try:
+    with logging_to(buffer):
         reg = register("ada@example.com", "correct horse battery")
         client.post("/v1/auth/login", json={"email": "ada@example.com", "password": "wrong pass 1"})
         login = client.post(
@@ -132,8 +130,6 @@ def test_no_secret_in_clear_in_database_or_logs(
         client.post("/v1/auth/logout", json={"refresh_token": rotated["refresh_token"]})
         # A request that fails validation echoes nothing secret into the logs either.
         client.post("/v1/auth/register", json={"email": "bad", "password": "leaky password 9"})
-    finally:
-        log_to(sys.stdout)
     secrets = [
         reg["password"],
         "wrong pass 1",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from skinscan_common.observability import log_to, logger, redact, redact_text
+from skinscan_common.observability import logger, logging_to, redact, redact_text
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
 
@@ -29,13 +29,8 @@ def test_redact_structures() -> None:
 
 def test_logger_output_is_redacted() -> None:
     buffer = io.StringIO()
-    log_to(buffer)
-    try:
+    with logging_to(buffer):
         logger.info("login %s", f"Bearer {JWT}", extra={"password": "hunter22", "user": "u1"})
-    finally:
-        import sys
-
-        log_to(sys.stdout)
     line = json.loads(buffer.getvalue().strip().splitlines()[-1])
     assert "hunter22" not in buffer.getvalue() and JWT not in buffer.getvalue()
     assert line["user"] == "u1"

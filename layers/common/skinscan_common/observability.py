@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -100,8 +102,16 @@ def set_log_level(level: str) -> None:
     logger.setLevel(level.upper())
 
 
-def log_to(stream: Any) -> None:
-    """Send log lines to ``stream`` (``skinscan invoke`` keeps stdout for the answer)."""
-    for handler in logger.handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(stream)
+@contextlib.contextmanager
+def logging_to(stream: Any) -> Iterator[None]:
+    """Log lines go to ``stream`` meanwhile, then back where they went (a command run in
+    process, as tests do, must not leave the logger on a stream that is then closed)."""
+    handlers = [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]
+    before = [h.stream for h in handlers]
+    for handler in handlers:
+        handler.setStream(stream)
+    try:
+        yield
+    finally:
+        for handler, previous in zip(handlers, before, strict=True):
+            handler.setStream(previous)
