@@ -35,6 +35,7 @@ from tests.cloud_fixtures import (  # noqa: F401  (fixtures)
 )
 from tests.engine_fixtures import ham_fixture_paths, shared_ham_paths
 from tests.support.aws import s3_event_for
+from tests.support.batch_answers import done_answer
 
 
 class DictBlobs:
@@ -51,16 +52,7 @@ class DictBlobs:
 def _answer(item: dict[str, str]) -> dict[str, Any]:
     if "bad" in item["key"]:
         return {"key": item["key"], "status": "rejected", "error": "not an image"}
-    return {
-        "key": item["key"],
-        "status": "done",
-        "verdict": "benign",
-        "p_malignant": 0.1,
-        "confidence": 0.9,
-        "top_class": "nv",
-        "ood_score": 1.0,
-        "model_version": "t",
-    }
+    return done_answer(item["key"])
 
 
 def _rows(data: bytes) -> list[dict[str, str]]:

@@ -26,6 +26,7 @@ from skinscan_common.services import batch
 from skinscan_common.services.batch_scoring import score_objects
 from skinscan_common.storage import ObjectNotFoundError
 from skinscan_common.storage.s3 import S3ObjectStore
+from tests.support.batch_answers import done_answer
 
 LAYOUT = batch.JobLayout.for_bucket("job")
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"0" * 16
@@ -51,17 +52,7 @@ class DictBlobs:
 
 
 def _answer(item: dict[str, str], **fields: Any) -> dict[str, Any]:
-    return {
-        "key": item["key"],
-        "status": "done",
-        "verdict": "benign",
-        "p_malignant": 0.1,
-        "confidence": 0.9,
-        "top_class": "nv",
-        "ood_score": 1.0,
-        "model_version": "t",
-        **fields,
-    }
+    return done_answer(item["key"], **fields)
 
 
 def _fine(items: list[dict[str, str]]) -> list[dict[str, Any]]:
