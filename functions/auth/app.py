@@ -8,6 +8,7 @@ from skinscan_common.api import create_function_app, lambda_handler
 from skinscan_common.deps import CurrentUser, DbSession, SettingsDep, Store
 from skinscan_common.schemas import (
     ChangePasswordRequest,
+    DeleteAccountRequest,
     ErrorBody,
     LoginRequest,
     LogoutRequest,
@@ -82,10 +83,17 @@ def me(user: CurrentUser) -> UserView:
     return accounts.user_view(user)
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
-def delete_me(user: CurrentUser, session: DbSession, store: Store) -> Response:
-    """Delete the account with all its predictions and stored objects."""
-    accounts.delete_account(session, store, user)
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses={429: {"model": ErrorBody}})
+def delete_me(
+    body: DeleteAccountRequest,
+    user: CurrentUser,
+    session: DbSession,
+    settings: SettingsDep,
+    store: Store,
+) -> Response:
+    """Delete the account with all its predictions and stored objects; the body carries the
+    account's password (422 ``wrong_password``, throttled like logins)."""
+    accounts.delete_account(session, settings, store, user, body.password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

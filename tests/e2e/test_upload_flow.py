@@ -366,7 +366,10 @@ def test_an_upload_after_its_account_was_deleted_is_not_kept(cloud: Cloud) -> No
     deleted = call_handler(
         auth_fn.handler,
         http_event(
-            "DELETE", "/v1/auth/me", headers={"authorization": f"Bearer {tokens.access_token}"}
+            "DELETE",
+            "/v1/auth/me",
+            headers={"authorization": f"Bearer {tokens.access_token}"},
+            json_body={"password": "a long passphrase!"},
         ),
     )
     assert deleted[0] == 204

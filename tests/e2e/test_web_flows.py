@@ -176,6 +176,16 @@ def test_account_sign_out_and_delete(page: Page, lesion_images: list[Path]) -> N
     delete = page.get_by_role("button", name="Delete my account and all my data")
     expect(delete).to_be_disabled()
     page.get_by_label("I understand that everything will be deleted").check()
+    delete.click()  # no password typed: asked for, nothing sent
+    expect(page.get_by_text("Enter your password to delete your account.")).to_be_visible()
+    password = page.get_by_label("Your password")
+    expect(password).to_be_focused()
+    password.fill("not my password at all")
+    with page.expect_response("**/v1/auth/me") as refused:
+        delete.click()
+    assert refused.value.status == 422
+    expect(page.get_by_text("That is not your password. Nothing was deleted.")).to_be_visible()
+    password.fill("correct horse battery staple")
     with page.expect_response("**/v1/auth/me") as gone:
         delete.click()
     assert gone.value.status == 204

@@ -39,7 +39,8 @@ def test_a_scan_stored_while_its_account_is_deleted_leaves_nothing(
 
     deleting = new_session()
     gone = deleting.get(type(user), user_id)
-    accounts.delete_account(deleting, store, gone)  # not committed yet: the user row is locked
+    # Not committed yet: the user row is locked.
+    accounts.delete_account(deleting, settings, store, gone, "a long passphrase!")
 
     outcome: list[BaseException | None] = []
 
@@ -94,7 +95,11 @@ def test_a_deletion_waits_for_a_scan_being_stored_and_takes_it_along(
 
     def delete() -> None:
         with new_session() as s:
-            done.append(accounts.delete_account(s, store, s.get(type(user), user_id)))
+            done.append(
+                accounts.delete_account(
+                    s, settings, store, s.get(type(user), user_id), "a long passphrase!"
+                )
+            )
             s.commit()
 
     thread = threading.Thread(target=delete)

@@ -175,9 +175,19 @@ def test_me_requires_token(client: TestClient) -> None:
     assert r.headers["WWW-Authenticate"] == "Bearer"
 
 
+def _delete_me(client: TestClient, headers: dict[str, str], password: str | None) -> Any:
+    body = None if password is None else {"password": password}
+    return client.request("DELETE", "/v1/auth/me", json=body, headers=headers)
+
+
 def test_delete_me(client: TestClient, register: Any, session: Session) -> None:
     reg = register()
-    assert client.delete("/v1/auth/me", headers=reg["headers"]).status_code == 204
+    wrong = _delete_me(client, reg["headers"], "not my password")
+    assert (wrong.status_code, wrong.json()["error"]["code"]) == (422, "wrong_password")
+    missing = _delete_me(client, reg["headers"], None)
+    assert (missing.status_code, missing.json()["error"]["code"]) == (422, "validation_error")
+    assert client.get("/v1/auth/me", headers=reg["headers"]).status_code == 200  # still there
+    assert _delete_me(client, reg["headers"], reg["password"]).status_code == 204
     assert session.scalar(select(User).where(User.email == "ada@example.com")) is None
     assert client.get("/v1/auth/me", headers=reg["headers"]).status_code == 401
     refresh = client.post(
@@ -253,7 +263,7 @@ def test_deleting_an_account_forgets_its_login_attempts(
     reg = register()
     client.post("/v1/auth/login", json={"email": "ada@example.com", "password": "wrong wrong"})
     assert session.scalar(select(LoginAttempt)) is not None
-    assert client.delete("/v1/auth/me", headers=reg["headers"]).status_code == 204
+    assert _delete_me(client, reg["headers"], reg["password"]).status_code == 204
     session.expire_all()
     assert session.scalar(select(LoginAttempt)) is None
 
@@ -321,6 +331,78 @@ def test_signing_out_everywhere_ends_every_session(client: TestClient, register:
     ]
     assert _login(client, reg["password"]).status_code == 200  # signing in again works
     assert client.post("/v1/auth/logout-all").status_code == 401
+
+
+def test_guessing_the_password_to_delete_an_account_is_throttled(
+    client: TestClient, register: Any
+) -> None:
+    """A phone left unlocked (a valid access token) is no way to guess the password."""
+    reg = register()
+    codes = [_delete_me(client, reg["headers"], f"guess {i}").status_code for i in range(4)]
+    assert codes == [422, 422, 422, 429]  # login_max_failures is 3 in the tests
+    assert client.get("/v1/auth/me", headers=reg["headers"]).status_code == 200
+
+
+def _me(client: TestClient, access_token: str) -> int:
+    headers = {"Authorization": f"Bearer {access_token}"}
+    return client.get("/v1/auth/me", headers=headers).status_code
+
+
+def test_access_tokens_end_with_their_session(client: TestClient, register: Any) -> None:
+    """Signing out stops the session's access token at once, not when it expires; the
+    account's other sessions go on unless they were ended too."""
+    reg = register()
+    phone = _login(client, reg["password"]).json()
+    laptop = _login(client, reg["password"]).json()
+    assert (
+        client.post("/v1/auth/logout", json={"refresh_token": phone["refresh_token"]}).status_code
+        == 204
+    )
+    assert _me(client, phone["access_token"]) == 401
+    assert _me(client, laptop["access_token"]) == 200
+    # A rotated session keeps working with the new access token.
+    rotated = client.post("/v1/auth/refresh", json={"refresh_token": laptop["refresh_token"]})
+    assert _me(client, rotated.json()["access_token"]) == 200
+    # Reusing the rotated refresh token (a thief's copy) ends the session's access tokens too.
+    assert _refresh(client, laptop["refresh_token"]) == 401
+    assert _me(client, rotated.json()["access_token"]) == 401
+    assert _me(client, reg["tokens"]["access_token"]) == 200
+    assert client.post("/v1/auth/logout-all", headers=reg["headers"]).status_code == 204
+    refused = client.get("/v1/auth/me", headers=reg["headers"])
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "invalid_token"
+
+
+def test_a_new_password_ends_the_other_sessions_access_tokens(
+    client: TestClient, register: Any
+) -> None:
+    reg = register()
+    thief = _login(client, reg["password"]).json()["access_token"]
+    changed = client.post(
+        "/v1/auth/password",
+        json={"current_password": reg["password"], "new_password": "a brand new passphrase"},
+        headers=reg["headers"],
+    )
+    assert changed.status_code == 200
+    assert _me(client, thief) == 401
+    assert _me(client, reg["tokens"]["access_token"]) == 401
+    assert _me(client, changed.json()["access_token"]) == 200
+
+
+def test_an_access_token_naming_no_session_is_refused(
+    client: TestClient, register: Any, settings: Settings
+) -> None:
+    import uuid
+
+    from skinscan_common.security import issue_access_token, jwt_key
+
+    reg = register()
+    user_id = uuid.UUID(reg["user"]["id"])
+    key = jwt_key(settings)
+    unnamed = issue_access_token(user_id, key, 900, settings.jwt_issuer)
+    assert _me(client, unnamed) == 401
+    unknown_session = issue_access_token(user_id, key, 900, settings.jwt_issuer, uuid.uuid4())
+    assert _me(client, unknown_session) == 401
 
 
 def test_a_session_ends_at_its_maximum_age_however_often_it_is_refreshed(

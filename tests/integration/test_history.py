@@ -147,7 +147,10 @@ def test_delete_account_removes_predictions_and_objects(
     ada, bob = register("ada@example.com"), register("bob@example.com")
     rows = [make_prediction(ada["user"]["id"]) for _ in range(2)]
     kept = make_prediction(bob["user"]["id"])
-    assert client.delete("/v1/auth/me", headers=ada["headers"]).status_code == 204
+    gone = client.request(
+        "DELETE", "/v1/auth/me", json={"password": ada["password"]}, headers=ada["headers"]
+    )
+    assert gone.status_code == 204
     remaining = session.scalars(select(Prediction.id)).all()
     assert remaining == [kept.id]
     for row in rows:

@@ -89,9 +89,9 @@ def test_history_with_s3_backend(
     )
     store = build_object_store(s3_settings)
     with TestClient(create_app(s3_settings, apply_migrations=False)) as client:
+        password = "correct horse battery"
         reg = client.post(
-            "/v1/auth/register",
-            json={"email": "s3@example.com", "password": "correct horse battery"},
+            "/v1/auth/register", json={"email": "s3@example.com", "password": password}
         ).json()
         user_id = reg["user"]["id"]
         headers = {"Authorization": f"Bearer {reg['tokens']['access_token']}"}
@@ -105,7 +105,8 @@ def test_history_with_s3_backend(
         view = client.get(f"/v1/predictions/{row.id}", headers=headers).json()
         assert view["image_url"].startswith(moto_endpoint)
         assert httpx2.get(view["image_url"]).content == b"JPEG"
-        assert client.delete("/v1/auth/me", headers=headers).status_code == 204
+        gone = client.request("DELETE", "/v1/auth/me", json={"password": password}, headers=headers)
+        assert gone.status_code == 204
         assert not store.exists(key)
 
 

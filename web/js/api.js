@@ -113,7 +113,7 @@ export const changePassword = (currentPassword, newPassword) =>
 
 export const me = () => request('/v1/auth/me');
 
-export const deleteAccount = () => request('/v1/auth/me', { method: 'DELETE' });
+export const deleteAccount = (password) => request('/v1/auth/me', { method: 'DELETE', json: { password } });
 
 export function predict(file, { signal } = {}) {
   const form = new FormData();

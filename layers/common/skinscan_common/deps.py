@@ -15,6 +15,7 @@ from skinscan_common.db import User, get_engine, session_factory
 from skinscan_common.endpoint import EndpointClient, get_endpoint_client
 from skinscan_common.errors import UnauthorizedError
 from skinscan_common.security import TokenError, jwt_key, verify_access_token
+from skinscan_common.services import accounts
 from skinscan_common.storage import ObjectStore, build_object_store
 
 _stores: KeyedCache[ObjectStore] = KeyedCache()
@@ -95,6 +96,12 @@ def _user_from_credentials(
     user = session.get(User, claims.user_id)
     if user is None:
         raise UnauthorizedError("account no longer exists", code="invalid_token")
+    # Signed out (here, everywhere, by a password change): its access tokens end with it, not
+    # up to access_token_ttl_s later. A token naming no session predates sessions: refused.
+    if claims.session_id is None or not accounts.session_is_live(
+        session, user.id, claims.session_id
+    ):
+        raise UnauthorizedError("this session has ended; sign in again", code="invalid_token")
     return user
 
 

@@ -54,6 +54,10 @@ class ChangePasswordRequest(_Strict):
     new_password: str = Field(min_length=1, max_length=1024)
 
 
+class DeleteAccountRequest(_Strict):
+    password: str = Field(min_length=1, max_length=1024, description="the account's password")
+
+
 class UserView(BaseModel):
     id: uuid.UUID
     email: str

@@ -215,21 +215,39 @@ export async function render(view, _params, { go }) {
   });
 
   const understand = h('input', { type: 'checkbox', id: 'delete-understand' });
+  // The password, asked again: a phone left unlocked must not be enough to delete everything.
+  const confirmPassword = field({
+    label: 'Your password', name: 'delete-password', type: 'password', autocomplete: 'current-password',
+  });
+  const confirmProblem = fieldProblem(confirmPassword);
   const deleteAccount = h('button', { type: 'button', class: 'button danger block', id: 'delete-account', disabled: true },
     'Delete my account and all my data');
   understand.addEventListener('change', () => { deleteAccount.disabled = !understand.checked; });
   deleteAccount.addEventListener('click', async () => {
-    deleteAccount.disabled = true;
+    confirmProblem.clear();
     replace(feedback);
+    if (!confirmPassword.input.value) {
+      confirmProblem.show('Enter your password to delete your account.');
+      return;
+    }
+    deleteAccount.disabled = true;
     try {
-      await api.deleteAccount();
+      await api.deleteAccount(confirmPassword.input.value);
       auth.clear();
       state.flash = 'Your account and all its data were deleted.';
       go('#/signin');
     } catch (err) {
-      if (err.code === 'session_ended') { go('#/signin'); return; }
-      replace(feedback, errorCard(err, { onRetry: () => deleteAccount.click() }));
+      if (err.code === 'session_ended') { sessionEnded(err, go); return; }
       deleteAccount.disabled = !understand.checked;
+      if (err.code === 'wrong_password') {
+        confirmPassword.input.value = '';
+        confirmProblem.show('That is not your password. Nothing was deleted.');
+      } else if (err.code === 'validation_error') {
+        confirmProblem.show('This password is too long. Nothing was deleted.');
+      } else {
+        // Throttled (too many wrong passwords), offline, server trouble: nothing was deleted.
+        replace(feedback, errorCard(err, { onRetry: () => deleteAccount.click() }));
+      }
     }
   });
 
@@ -248,6 +266,7 @@ export async function render(view, _params, { go }) {
       h('div', { class: 'check' },
         understand,
         h('label', { for: 'delete-understand' }, 'I understand that everything will be deleted')),
+      confirmPassword.node,
       deleteAccount),
     feedback);
 }

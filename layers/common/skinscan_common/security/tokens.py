@@ -25,12 +25,22 @@ class AccessClaims:
     user_id: uuid.UUID
     expires_at: int
     token_id: str
+    #: The sign-in session (refresh-token family) the token was issued in; None in tokens
+    #: from before sessions were named (the apps refuse those, the stateless authorizer not).
+    session_id: uuid.UUID | None = None
 
 
-def issue_access_token(user_id: uuid.UUID, key: bytes, ttl_s: int, issuer: str = "skinscan") -> str:
-    """A signed access JWT for ``user_id`` valid for ``ttl_s`` seconds."""
+def issue_access_token(
+    user_id: uuid.UUID,
+    key: bytes,
+    ttl_s: int,
+    issuer: str = "skinscan",
+    session_id: uuid.UUID | None = None,
+) -> str:
+    """A signed access JWT for ``user_id`` valid for ``ttl_s`` seconds, in sign-in session
+    ``session_id`` (claim ``sid``: the apps refuse the token once that session has ended)."""
     now = int(time.time())
-    claims = {
+    claims: dict[str, object] = {
         "sub": str(user_id),
         "typ": ACCESS_TYPE,
         "iss": issuer,
@@ -39,6 +49,8 @@ def issue_access_token(user_id: uuid.UUID, key: bytes, ttl_s: int, issuer: str =
         "exp": now + int(ttl_s),
         "jti": secrets.token_hex(8),
     }
+    if session_id is not None:
+        claims["sid"] = str(session_id)
     return jwt.encode(claims, key, algorithm=ALGORITHMS[0], headers={"typ": "JWT"})
 
 
@@ -61,10 +73,14 @@ def verify_access_token(token: str, key: bytes, issuer: str = "skinscan") -> Acc
         raise TokenError("wrong token type")
     try:
         user_id = uuid.UUID(str(claims["sub"]))
+        session_id = uuid.UUID(str(claims["sid"])) if "sid" in claims else None
     except ValueError as exc:
         raise TokenError("invalid token") from exc
     return AccessClaims(
-        user_id=user_id, expires_at=int(claims["exp"]), token_id=claims.get("jti", "")
+        user_id=user_id,
+        expires_at=int(claims["exp"]),
+        token_id=claims.get("jti", ""),
+        session_id=session_id,
     )
 
 

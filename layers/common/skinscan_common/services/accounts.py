@@ -68,17 +68,22 @@ def issue_tokens(
 ) -> TokenPair:
     """A new access token and a new refresh token (in ``family_id`` or a new family)."""
     raw = new_opaque_token()
+    family_id = family_id or uuid.uuid4()
     session.add(
         RefreshToken(
             user_id=user_id,
-            family_id=family_id or uuid.uuid4(),
+            family_id=family_id,
             token_hash=hash_token(raw),
             expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl_s),
         )
     )
     session.flush()
     access = issue_access_token(
-        user_id, jwt_key(settings), settings.access_token_ttl_s, settings.jwt_issuer
+        user_id,
+        jwt_key(settings),
+        settings.access_token_ttl_s,
+        settings.jwt_issuer,
+        session_id=family_id,
     )
     return TokenPair(
         access_token=access,
@@ -138,6 +143,21 @@ def login(session: Session, settings: Settings, email: str, password: str) -> To
         user.password_hash = hash_password(password)
     logger.info("login", extra={"user_id": str(user.id)})
     return issue_tokens(session, settings, user.id)
+
+
+def session_is_live(session: Session, user_id: uuid.UUID, family_id: uuid.UUID) -> bool:
+    """Whether sign-in session ``family_id`` of ``user_id`` still stands: not logged out, not
+    ended by "sign out everywhere", a password change or a reused refresh token."""
+    live = session.scalar(
+        select(RefreshToken.id)
+        .where(
+            RefreshToken.family_id == family_id,
+            RefreshToken.user_id == user_id,
+            RefreshToken.revoked_at.is_(None),
+        )
+        .limit(1)
+    )
+    return live is not None
 
 
 def _revoke_family(session: Session, family_id: uuid.UUID) -> None:
@@ -216,29 +236,35 @@ def logout(session: Session, raw_token: str) -> None:
 def logout_everywhere(session: Session, user: User) -> None:
     """End every session of the account (each device must sign in again).
 
-    Access tokens already handed out stay valid until they expire (at most
-    ``access_token_ttl_s``): they are checked by signature, not looked up.
+    Their access tokens stop working at once in the apps (see :func:`session_is_live`); the
+    gateway's stateless authorizer lets them by until they expire, and the app refuses them.
     """
     _revoke_all(session, user.id)
     logger.info("logout everywhere", extra={"user_id": str(user.id)})
 
 
-def change_password(
-    session: Session, settings: Settings, user: User, current: str, new: str
-) -> TokenPair:
-    """Set a new password if ``current`` is right; every session ends, a new one starts here.
+def confirm_password(session: Session, settings: Settings, user: User, password: str) -> None:
+    """Check the signed-in user's own password before a change that cannot be undone.
 
-    Guesses of the current password count against the same throttle as logins. A wrong one is
-    422, not 401: the caller's token is fine, and a 401 would send a client to refresh it.
+    Guesses count against the same throttle as logins (a stolen access token must not become a
+    way to guess the password). A wrong one is 422, not 401: the caller's token is fine, and a
+    401 would send a client to refresh it.
     """
     wait = throttle.begin_attempt(session, settings, user.email)  # counted (and committed)
     if wait:
         raise TooManyRequestsError(
             "too many wrong passwords; try again later", headers={"Retry-After": str(wait)}
         )
-    if not verify_password(user.password_hash, current):
-        raise AppError("the current password is not right", code="wrong_password", status_code=422)
+    if not verify_password(user.password_hash, password):
+        raise AppError("the password is not right", code="wrong_password", status_code=422)
     throttle.clear(session, user.email)
+
+
+def change_password(
+    session: Session, settings: Settings, user: User, current: str, new: str
+) -> TokenPair:
+    """Set a new password if ``current`` is right; every session ends, a new one starts here."""
+    confirm_password(session, settings, user, current)
     try:
         check_policy(new, user.email, settings.password_min_length, settings.password_max_length)
     except PasswordPolicyError as exc:
@@ -250,12 +276,16 @@ def change_password(
     return issue_tokens(session, settings, user.id)
 
 
-def delete_account(session: Session, store: ObjectStore, user: User) -> int:
-    """Delete the account, its predictions, tokens and stored objects; returns objects deleted.
+def delete_account(
+    session: Session, settings: Settings, store: ObjectStore, user: User, password: str
+) -> int:
+    """Delete the account, its predictions, tokens and stored objects if ``password`` is the
+    account's (a phone left unlocked must not be enough); returns the objects deleted.
 
     The user's row is locked first: a scan being stored for this user (its row references the
     user) finishes before the listing below, or waits and then fails for want of its user.
     """
+    confirm_password(session, settings, user, password)  # commits the attempt's count
     session.execute(select(User.id).where(User.id == user.id).with_for_update())
     keys = [
         key
