@@ -6,6 +6,7 @@ To plug a function in, add its module to :data:`FUNCTION_ROUTERS`; the module mu
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from skinscan_common.db import get_engine, migrate
 from skinscan_common.deps import object_store, settings_dep
 from skinscan_common.errors import AppError, NotFoundError
 from skinscan_common.observability import logger
+from skinscan_common.services import housekeeping as chores
 from skinscan_common.storage import (
     InvalidKeyError,
     LocalObjectStore,
@@ -140,11 +142,14 @@ def create_app(
     *,
     apply_migrations: bool = True,
     preload_model: bool = False,
+    housekeeping: bool = False,
 ) -> FastAPI:
     """One ASGI app with every function, migrations applied, local objects served.
 
     ``preload_model``: on start-up, load and warm the model in the background
     (:mod:`skinscan.model_preload`) so that the first scan is as fast as the next.
+    ``housekeeping``: run the hourly ``housekeeping`` function's chores at start-up and then
+    every ``SKINSCAN_HOUSEKEEPING_INTERVAL_S`` (the AWS stack schedules the function instead).
     """
     settings = settings or get_settings()
     if apply_migrations:
@@ -155,7 +160,10 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if preload_model:
             preload.start(settings)
+        sweeper = asyncio.create_task(_housekeeping_loop(settings)) if housekeeping else None
         yield
+        if sweeper is not None:
+            sweeper.cancel()
 
     app = FastAPI(
         title="SkinScan (local stack)",
@@ -181,6 +189,20 @@ def create_app(
     return app
 
 
+async def _housekeeping_loop(settings: Settings) -> None:
+    """The ``housekeeping`` function's chores, now and every interval, off the event loop."""
+    while True:
+        try:
+            store = object_store(settings)
+            db = get_engine(settings.database_url)
+            await asyncio.to_thread(chores.run, db, store, settings)
+        except Exception:  # logged step by step; the next round tries again
+            logger.warning("housekeeping did not finish; tried again later")
+        if settings.housekeeping_interval_s <= 0:
+            return
+        await asyncio.sleep(settings.housekeeping_interval_s)
+
+
 def mount_web(app: FastAPI, web_dir: Path = WEB_DIR) -> None:
     """Serve the web app's static files at ``/`` when it exists (mounted last)."""
     webapp.mount_web(app, web_dir)  # the PWA's media types, cache and security headers
@@ -189,4 +211,4 @@ def mount_web(app: FastAPI, web_dir: Path = WEB_DIR) -> None:
 def app_factory() -> Any:
     """``uvicorn --factory skinscan.local_stack:app_factory``: the app ``skinscan serve`` runs."""
     settings = get_settings()
-    return create_app(settings, preload_model=settings.preload_model)
+    return create_app(settings, preload_model=settings.preload_model, housekeeping=True)

@@ -34,6 +34,7 @@ FUNCTION_DIRS = {
     "BatchStartFunction": "functions/batch_start",
     "BatchWorkerFunction": "functions/batch_worker",
     "MigrateFunction": "functions/migrate",
+    "HousekeepingFunction": "functions/housekeeping",
     "WebFunction": "functions/web",
 }
 BUCKET_NAME_SUB = "skinscan-${Stage}-${AWS::AccountId}-${AWS::Region}"
@@ -392,6 +393,24 @@ def test_alarms_cover_api_endpoint_and_dead_letter_queues(template: dict) -> Non
     }
     assert dlq_alarms == {"BatchChunkDLQ", "UploadEventsDLQ", "BatchStartDLQ"}
     assert {"ApiUrl", "BucketName", "EndpointName"} <= set(template["Outputs"])
+
+
+def test_housekeeping_runs_every_hour_with_what_it_needs(template: dict) -> None:
+    props = template["Resources"]["HousekeepingFunction"]["Properties"]
+    (event,) = props["Events"].values()
+    assert event["Type"] == "ScheduleV2"
+    assert event["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    assert props["VpcConfig"]  # the database is in the private subnets
+    granted = {
+        (action, json.dumps(stmt["Resource"]))
+        for policy in props["Policies"]
+        for stmt in policy.get("Statement", [])
+        for action in (stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]])
+    }
+    bucket = f'{{"Fn::Sub": "arn:${{AWS::Partition}}:s3:::{BUCKET_NAME_SUB}'
+    assert ("s3:ListBucket", bucket + '"}') in granted  # else a missing photo answers 403
+    assert ("s3:DeleteObject", bucket + '/uploads/*"}') in granted
+    assert ("s3:PutObject", bucket + '/batch/*"}') in granted
 
 
 # ----------------------------------------------------------------------------- sam build

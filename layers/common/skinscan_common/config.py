@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     batch_invoke_size: int = Field(default=64, ge=1, le=256)  # object keys per endpoint call
     batch_max_receives: int = 3  # the chunk queue's maxReceiveCount: the last try fails items
     batch_lease_s: int = Field(default=960, ge=0)  # a chunk's lease outlives the worker's 900 s
+    # A job with images pending and no progress for this long was given up by its workers
+    # (its chunk dead-lettered): housekeeping fails those images and writes its results.
+    batch_stall_s: int = Field(default=6 * 3600, ge=60)
+    housekeeping_interval_s: int = Field(default=3600, ge=0)  # local stack; 0: only at start-up
 
     # Local stack.
     host: str = "127.0.0.1"
