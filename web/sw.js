@@ -2,7 +2,7 @@
 // or heatmaps (/local-objects, presigned URLs): those are private and short-lived.
 // Bump VERSION when a shell file changes; the old cache is dropped on activation.
 
-const VERSION = 'v12';
+const VERSION = 'v13';
 const CACHE = `skinscan-shell-${VERSION}`;
 const SHELL = [
   '/',

@@ -620,6 +620,36 @@ def test_leaving_the_scan_screen_does_not_cancel_a_check(
     assert not page.errors, page.errors
 
 
+def test_a_check_finishing_while_history_is_shown_appears_in_the_list(
+    page: Page, lesion_images: list[Path]
+) -> None:
+    sign_up(page)
+    upload(page, lesion_images[0])
+    wait_for_result(page)
+    held: list[Route] = []
+    page.route("**/v1/predict", lambda route: held.append(route))
+    page.get_by_role("link", name="Scan", exact=True).click()
+    upload(page, lesion_images[1])
+    while not held:
+        page.wait_for_timeout(50)
+    page.get_by_role("link", name="History").click()
+    expect(page.locator(".history-item")).to_have_count(1)
+    first_id = page.locator(".history-item").first.get_attribute("data-id")
+
+    held[0].continue_()
+    expect(page.locator("#check-banner")).to_contain_text("Your result is ready", timeout=60_000)
+    # At the top, as a reload would put it, listed once, and with its thumbnail.
+    expect(page.locator(".history-item")).to_have_count(2)
+    newest = page.locator(".history-item").first
+    expect(newest).not_to_have_attribute("data-id", first_id or "")
+    expect(newest.locator("img.thumb")).to_have_attribute("src", re.compile(".+"))
+    newest_id = newest.get_attribute("data-id") or "?"
+    page.reload()
+    expect(page.locator(".history-item")).to_have_count(2)
+    expect(page.locator(".history-item").first).to_have_attribute("data-id", newest_id)
+    assert not page.errors, page.errors
+
+
 def test_an_offline_error_retries_when_the_connection_is_back(page: Page) -> None:
     """A list that failed offline loads by itself once the device is online again, instead of
     still saying "You are offline"."""

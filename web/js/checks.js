@@ -14,6 +14,9 @@ import { setLastResult, state } from './state.js';
 // local stack's first check may load the model): a silent network must not lock the app.
 export const CHECK_TIMEOUT_MS = 60_000;
 
+/** Fired on `window` with `{ id }` when a check's result was stored in the history. */
+export const STORED_EVENT = 'skinscan:result-stored';
+
 /** The check in flight, or null. */
 export function current() {
   return state.checking;
@@ -100,8 +103,13 @@ async function run(job) {
     if (job.url) URL.revokeObjectURL(job.url);
     return;
   }
-  if (outcome.result) setLastResult(outcome.result, job);
-  else if (job.url && state.pendingUrl !== job.url) URL.revokeObjectURL(job.url);
+  if (outcome.result) {
+    setLastResult(outcome.result, job);
+    // Stored in the signed-in person's history: a History screen on show adds it at once.
+    if (outcome.result.stored && outcome.result.id) {
+      window.dispatchEvent(new CustomEvent(STORED_EVENT, { detail: { id: outcome.result.id } }));
+    }
+  } else if (job.url && state.pendingUrl !== job.url) URL.revokeObjectURL(job.url);
   if (job.watcher) {
     job.watcher(outcome);
     return;

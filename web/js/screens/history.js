@@ -1,6 +1,7 @@
 // The signed-in user's previous results: newest first, filter by verdict, load more, open, delete.
 
 import * as api from '../api.js';
+import { STORED_EVENT } from '../checks.js';
 import { VERDICTS, errorCard, verdictBadge } from '../components.js';
 import { append, formatDate, h, percent, replace } from '../dom.js';
 import { state, takeFlash } from '../state.js';
@@ -108,7 +109,10 @@ export async function render(view, params, { go }) {
       const page = await api.listPredictions({ cursor, verdict: filter.value, limit: PAGE });
       if (mine !== generation) return;
       replace(status);
-      const jobs = page.items.map((item) => {
+      // A result added at the top while this page loaded (a check that finished) is not
+      // listed twice.
+      const shown = new Set([...list.children].map((li) => li.dataset.id));
+      const jobs = page.items.filter((item) => !shown.has(item.id)).map((item) => {
         const { li, img } = row(item, afterDelete);
         list.append(li);
         return { item, img };
@@ -137,6 +141,25 @@ export async function render(view, params, { go }) {
   });
   more.addEventListener('click', () => loadPage(false).catch(signInAgain));
 
+  // A check that finishes while the list is shown (it goes on when the person leaves Scan):
+  // its result goes to the top, as a reload would put it, when it passes the filter.
+  const onStored = async ({ detail: { id } }) => {
+    let item;
+    try {
+      item = await api.getPrediction(id);
+    } catch {
+      return; // the banner still leads to the result; the next visit lists it
+    }
+    const verdict = item.status === 'done' ? item.verdict : item.status;
+    if (!view.isConnected || (filter.value && filter.value !== verdict)) return;
+    if ([...list.children].some((li) => li.dataset.id === item.id)) return;
+    const { li, img } = row(item, afterDelete);
+    list.prepend(li);
+    if (status.querySelector('.empty')) replace(status);
+    loadThumbnails([{ item, img }]);
+  };
+  window.addEventListener(STORED_EVENT, onStored);
+
   append(view,
     h('h1', { text: 'Your results' }),
     flash && h('p', { class: 'banner banner-info', role: 'status', text: flash }),
@@ -145,5 +168,12 @@ export async function render(view, params, { go }) {
       filter,
       h('a', { class: 'button primary', href: '#/home' }, 'New check')),
     list, status, more);
-  await loadPage(true);
+  const cleanup = () => window.removeEventListener(STORED_EVENT, onStored);
+  try {
+    await loadPage(true);
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+  return cleanup;
 }
