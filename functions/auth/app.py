@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from skinscan_common.api import create_function_app, lambda_handler
 from skinscan_common.deps import CurrentUser, DbSession, SettingsDep, Store
@@ -33,11 +33,14 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"], responses=ERRORS)
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=RegisterResponse,
-    responses={409: {"model": ErrorBody}},
+    responses={409: {"model": ErrorBody}, 429: {"model": ErrorBody}},
 )
-def register(body: RegisterRequest, session: DbSession, settings: SettingsDep) -> RegisterResponse:
-    """Create an account and log it in."""
-    user, tokens = accounts.register(session, settings, body.email, body.password)
+def register(
+    body: RegisterRequest, request: Request, session: DbSession, settings: SettingsDep
+) -> RegisterResponse:
+    """Create an account and log it in (sign-ups per network address are limited)."""
+    client = request.client.host if request.client else "unknown"
+    user, tokens = accounts.register(session, settings, body.email, body.password, client)
     return RegisterResponse(user=accounts.user_view(user), tokens=tokens)
 
 

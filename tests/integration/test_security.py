@@ -62,8 +62,12 @@ def test_bad_access_tokens_get_401(
     r = client.get(route, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401, (kind, r.text)
     assert r.json()["error"]["code"] == "invalid_token"
-    # And a well-formed one with the right key works (the test forges correctly).
-    good = jwt.encode(_claims(reg["user"]["id"]), TEST_JWT_SECRET.encode(), algorithm="HS256")
+    # And a well-formed one with the right key works (the test forges correctly), in the
+    # account's live sign-in session.
+    sid = jwt.decode(reg["tokens"]["access_token"], options={"verify_signature": False})["sid"]
+    good = jwt.encode(
+        _claims(reg["user"]["id"], sid=sid), TEST_JWT_SECRET.encode(), algorithm="HS256"
+    )
     assert client.get(route, headers={"Authorization": f"Bearer {good}"}).status_code == 200
 
 

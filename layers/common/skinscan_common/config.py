@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_s: int = 900
     login_lockout_s: int = 900
+    # Sign-ups per client address (every attempt counts): mass sign-ups, and probing which
+    # addresses have an account ("email taken"), slow down to this many an hour.
+    register_max_per_client: int = Field(default=20, ge=1)
+    register_window_s: int = Field(default=3600, ge=1)
 
     # Model endpoint.
     endpoint_mode: Literal["local", "sagemaker"] = "local"

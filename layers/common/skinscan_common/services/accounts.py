@@ -94,9 +94,20 @@ def issue_tokens(
 
 
 def register(
-    session: Session, settings: Settings, email: str, password: str
+    session: Session, settings: Settings, email: str, password: str, client: str | None = None
 ) -> tuple[User, TokenPair]:
-    """Create an account (409 if the email is taken) and log it in."""
+    """Create an account (409 if the email is taken) and log it in.
+
+    ``client``: the caller's network address; its sign-ups are counted (429 past
+    ``register_max_per_client`` an hour). None (a command, a test) counts nothing.
+    """
+    if client is not None:
+        wait = throttle.begin_registration(session, settings, client)  # counted (committed)
+        if wait:
+            raise TooManyRequestsError(
+                "too many sign-ups from this network; try again later",
+                headers={"Retry-After": str(wait)},
+            )
     address = normalise_email(email)
     if address is None:
         raise AppError("enter a valid email address", code="invalid_email", status_code=422)

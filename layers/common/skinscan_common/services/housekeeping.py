@@ -84,12 +84,13 @@ def purge_ended_sessions(db: Engine) -> int:
 
 
 def purge_login_attempts(db: Engine, settings: Settings) -> int:
-    """Delete login counts that no longer count: window over, no lockout running."""
+    """Delete login and sign-up counts that no longer count: window over, no lockout running."""
     now = utcnow()
+    window_s = max(settings.login_window_s, settings.register_window_s)  # one table for both
     with session_scope(db) as session:
         return session.execute(
             delete(LoginAttempt).where(
-                LoginAttempt.window_started_at < now - timedelta(seconds=settings.login_window_s),
+                LoginAttempt.window_started_at < now - timedelta(seconds=window_s),
                 or_(LoginAttempt.locked_until.is_(None), LoginAttempt.locked_until <= now),
             )
         ).rowcount

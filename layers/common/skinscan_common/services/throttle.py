@@ -1,4 +1,5 @@
-"""Login throttling, stored in the database so every Lambda instance sees the same count.
+"""Login (and sign-up) throttling, stored in the database so every Lambda instance sees the
+same count.
 
 An attempt is counted *before* its password is checked, in one atomic statement committed at
 once: parallel requests (one client's, or many Lambda instances') each take a number, and only
@@ -29,13 +30,41 @@ def _key(email: str) -> str:
     return hash_token("login:" + email)
 
 
+def _registration_key(client: str) -> str:
+    return hash_token("register:" + client)
+
+
 def begin_attempt(session: Session, settings: Settings, email: str) -> int:
     """Count one login attempt for ``email``; the seconds to wait if it is refused, else 0.
 
     Commits the session: the count must stand whatever the attempt's outcome. The attempt that
     reaches ``login_max_failures`` is still checked and sets the lockout; later ones are refused.
     """
-    key, now = _key(email), utcnow()
+    return _count(
+        session,
+        _key(email),
+        limit=settings.login_max_failures,
+        window_s=settings.login_window_s,
+        lockout_s=settings.login_lockout_s,
+    )
+
+
+def begin_registration(session: Session, settings: Settings, client: str) -> int:
+    """Count one account creation from ``client`` (its network address); the seconds to wait
+    if it is refused, else 0. Every attempt counts, a success too: this slows down both mass
+    sign-ups and using "this email is taken" to find out who has an account."""
+    return _count(
+        session,
+        _registration_key(client),
+        limit=settings.register_max_per_client,
+        window_s=settings.register_window_s,
+        lockout_s=settings.register_window_s,
+    )
+
+
+def _count(session: Session, key: str, *, limit: int, window_s: int, lockout_s: int) -> int:
+    """Count one attempt under ``key``: 0 if it may go on, else the seconds to wait (commits)."""
+    now = utcnow()
     insert = _INSERTS[session.get_bind().dialect.name]
     session.execute(
         insert(LoginAttempt)
@@ -44,14 +73,13 @@ def begin_attempt(session: Session, settings: Settings, email: str) -> int:
     )
     # A window that ran out, or a lockout that ended, starts the count again.
     fresh = or_(
-        LoginAttempt.window_started_at < now - timedelta(seconds=settings.login_window_s),
+        LoginAttempt.window_started_at < now - timedelta(seconds=window_s),
         and_(LoginAttempt.locked_until.is_not(None), LoginAttempt.locked_until <= now),
     )
     count = case((fresh, 1), else_=LoginAttempt.failures + 1)
     # Typed like the columns, so SQLite stores them in the columns' own (naive UTC) form.
     started, lock_end = (
-        literal(value, UTCDateTime())
-        for value in (now, now + timedelta(seconds=settings.login_lockout_s))
+        literal(value, UTCDateTime()) for value in (now, now + timedelta(seconds=lockout_s))
     )
     counted = session.execute(
         update(LoginAttempt)
@@ -62,7 +90,7 @@ def begin_attempt(session: Session, settings: Settings, email: str) -> int:
         .values(
             failures=count,
             window_started_at=case((fresh, started), else_=LoginAttempt.window_started_at),
-            locked_until=case((count >= settings.login_max_failures, lock_end), else_=None),
+            locked_until=case((count >= limit, lock_end), else_=None),
         )
         .returning(LoginAttempt.key_hash)
         .execution_options(synchronize_session=False)
