@@ -74,6 +74,8 @@ def web_server(
         "SKINSCAN_JWT_SECRET": "e2e-secret-0123456789abcdef0123456789abcdef",
         "SKINSCAN_LOG_LEVEL": "WARNING",
         "SKINSCAN_DEVICE": "cpu",
+        # Every browser test signs up from 127.0.0.1 on this one server.
+        "SKINSCAN_REGISTER_MAX_PER_CLIENT": "10000",
     }
     env.pop("SKINSCAN_DATABASE_URL", None)
     env.pop("SKINSCAN_PUBLIC_BASE_URL", None)
