@@ -79,3 +79,28 @@ def exif_rotated_jpeg(orientation: int = 6) -> tuple[bytes, Image.Image]:
     exif = Image.Exif()
     exif[0x0112] = orientation
     return encode(stored, "JPEG", quality=95, exif=exif), upright
+
+
+def damaged_exif_jpeg() -> bytes:
+    """A photo whose EXIF says "turn 90 degrees" but holds a tag of the wrong type
+    (SamplesPerPixel written as text, as some phones and editors do): Pillow reads the pixels
+    and fails when it rewrites the EXIF while turning."""
+    import struct
+
+    entries = [
+        struct.pack(">HHI", 0x0112, 3, 1) + struct.pack(">HH", 6, 0),  # Orientation = 6
+        struct.pack(">HHI", 0x0115, 2, 4) + b"Cam\x00",  # SamplesPerPixel as ASCII
+    ]
+    ifd = struct.pack(">H", len(entries)) + b"".join(entries) + struct.pack(">I", 0)
+    tiff = b"MM\x00*" + struct.pack(">I", 8) + ifd
+    buf = io.BytesIO()
+    gradient_rgb().save(buf, "JPEG", exif=b"Exif\x00\x00" + tiff)
+    return buf.getvalue()
+
+
+def eps_file() -> bytes:
+    """A tiny Encapsulated PostScript file (which Pillow would hand to Ghostscript)."""
+    return (
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 16 16\n"
+        b"0 0 moveto 16 16 lineto stroke\nshowpage\n%%EOF\n"
+    )

@@ -22,7 +22,7 @@ from PIL import Image
 from torch.nn import functional as F
 
 from . import heatmap
-from .gradcam import gradcam
+from .gradcam import class_targets, gradcam, probability_targets
 from .model import CLASS_NAMES, fold_batchnorm, head_linear, malignant_mask, trunk_features
 from .model_card import LoadedModel, load_model
 from .ood import gate_features
@@ -36,6 +36,7 @@ from .preprocessing import (
     normalize,
     to_batch,
     to_rgb,
+    upright,
 )
 from .verdict import MALIGNANT, UNKNOWN, VERDICTS, verdict_codes
 
@@ -104,7 +105,9 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     if precision == "bf16":
         return True
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        # Native bf16 from Ampere (compute capability 8) on; is_bf16_supported() also says yes
+        # for older cards (a T4), where it is emulated and slower than fp32.
+        return torch.cuda.get_device_capability(device)[0] >= 8
     return device.type == "cpu" and cpu_has_native_bf16()
 
 
@@ -123,6 +126,7 @@ class Prediction:
     result: dict[str, Any]
     cam: np.ndarray  # H x W float32 in [0, 1] at the model's input size
     view: np.ndarray  # the photo as the model framed it, at the overlay size
+    #: What the map explains: "malignant" or "benign" (the call made), or a class asked for.
     explained_class: str
     alpha: float = 0.45
     _pngs: dict[str, bytes] = field(default_factory=dict, repr=False)
@@ -230,7 +234,15 @@ class Engine:
                 raise ImageDecodeError("bad_array", "arrays must be H x W x 3 uint8 (RGB)")
             img = Image.fromarray(image)
         elif isinstance(image, Image.Image):
-            img = to_rgb(image)
+            # As decoding bytes does: upright by its EXIF, loaded (a lazily opened, truncated
+            # file fails here, as an ImageDecodeError, not later).
+            try:
+                image.load()
+                img = to_rgb(upright(image))
+            except (OSError, SyntaxError, ValueError) as exc:
+                raise ImageDecodeError(
+                    "corrupt", f"The image is truncated or corrupt ({exc.__class__.__name__})."
+                ) from exc
         else:
             raise ImageDecodeError("bad_input", f"cannot read a {type(image).__name__}")
         pixels = fit_to_geometry(img, self.geometry)
@@ -287,23 +299,31 @@ class Engine:
         with self._lock, torch.inference_mode():
             fmap, features, logits = self.forward(batch)
             probs = F.softmax(logits / self.temperature, dim=1)
-            targets = probs.argmax(dim=1)
-            if wanted is not None:
-                for i, c in enumerate(wanted):
-                    if c is not None:
-                        targets[i] = self._class_index(c)
-            cams = gradcam(fmap, self.head, targets, (self.geometry.height, self.geometry.width))
             p_mal = probs[:, self.malignant].sum(dim=1)
+            # The map explains the benign/malignant call (p_malignant against the threshold),
+            # not the most likely of seven diagnoses: a "malignant" answer whose top class is a
+            # nevus must show what made it malignant. An "unknown" answer shows the call the
+            # classifier would have made.
+            malignant = p_mal >= self.threshold
+            sign = malignant.float() * 2 - 1
+            targets = probability_targets(probs, self.malignant, self.temperature, sign)
+            explained = ["malignant" if m else "benign" for m in malignant.tolist()]
+            for i, c in enumerate(wanted or ()):
+                if c is not None:  # a caller asked for one class's map
+                    index = self._class_index(c)
+                    targets[i] = class_targets(torch.tensor([index]), len(self.classes))[0]
+                    explained[i] = self.classes[index]
+            cams = gradcam(fmap, self.head, targets, (self.geometry.height, self.geometry.width))
             ood = self.ood_scores(features, logits, probs)
-            host = [t.float().cpu() for t in (probs, p_mal, ood, cams, targets)]
-        probs_h, p_mal_h, ood_h, cams_h, targets_h = (t.numpy() for t in host)
+            host = [t.float().cpu() for t in (probs, p_mal, ood, cams)]
+        probs_h, p_mal_h, ood_h, cams_h = (t.numpy() for t in host)
         codes = self._verdict_codes(p_mal_h, ood_h)
         return [
             Prediction(
                 result=self._result(probs_h[i], float(p_mal_h[i]), float(ood_h[i]), int(codes[i])),
                 cam=cams_h[i],
                 view=p.view,
-                explained_class=self.classes[int(targets_h[i])],
+                explained_class=explained[i],
                 alpha=self.config.overlay_alpha,
             )
             for i, p in enumerate(chunk)

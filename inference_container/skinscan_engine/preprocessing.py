@@ -20,6 +20,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
 
+#: The raster formats decoded: photos (JPEG, which also opens the MPO files some phone cameras
+#: write) and the plain image formats a folder of images may hold. Never Pillow's others: EPS
+#: would run Ghostscript on untrusted bytes, and no photo arrives as a PSD, ICO or FITS file.
+READABLE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+
 #: Minkowski norm of the shades-of-grey illuminant estimate (6 is the usual choice for
 #: dermoscopy: between grey world, p = 1, and max-RGB, p = infinity).
 SHADES_OF_GREY_POWER = 6.0
@@ -69,7 +74,8 @@ def decode_image(
         with warnings.catch_warnings():
             # Pillow warns (and errors past 2x) on its own global cap; we check our cap ourselves.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            Image.init()  # registers every plugin, so that ``formats`` can name them
+            img = Image.open(io.BytesIO(data), formats=READABLE_FORMATS)
             width, height = img.size
             if width * height > max_pixels:
                 raise ImageDecodeError(
@@ -91,8 +97,20 @@ def decode_image(
         raise ImageDecodeError(
             "corrupt", f"The image is truncated or corrupt ({exc.__class__.__name__})."
         ) from exc
-    img = ImageOps.exif_transpose(img)
-    return to_rgb(img)
+    return to_rgb(upright(img))
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says; as it is when the EXIF is damaged.
+
+    Pillow rewrites the EXIF block while turning, and a malformed one (a tag of the wrong type,
+    as some phones and editors write) raises anything from ``struct.error`` to ``TypeError``:
+    the pixels are fine, so the photo is not refused for its metadata.
+    """
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:
+        return img
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -100,11 +118,13 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16/32-bit grey: scale the full range down to 8 bits instead of clipping.
+        # 16-bit grey: its full scale (65535) to 8 bits' (255), whatever the image's own
+        # brightest pixel (scaling by that would brighten every dark photo). Only 32-bit
+        # values past 16 bits are scaled by their maximum.
         arr = np.asarray(img, dtype=np.float64)
         hi = arr.max() if arr.size else 0.0
-        scale = 255.0 / hi if hi > 255 else 1.0
-        img = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), mode="L")
+        scale = 255.0 / hi if img.mode == "I" and hi > 65535 else 1 / 257
+        img = Image.fromarray(np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8), mode="L")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA"):

@@ -98,9 +98,9 @@ def _layer_requirements() -> list[str]:
 
 def _dockerfile_requirements() -> list[str]:
     text = (ROOT / "inference_container/Dockerfile").read_text()
-    run = re.search(r"^RUN pip install(?:.*\\\n)*.*$", text, flags=re.MULTILINE)
-    assert run, "the Dockerfile's pip install"
-    return re.findall(r'"([^"]+)"', run.group(0))
+    runs = re.findall(r"^RUN pip install(?:.*\\\n)*.*$", text, flags=re.MULTILINE)
+    assert runs, "the Dockerfile's pip install"
+    return [req for run in runs for req in re.findall(r'"([^"]+)"', run)]
 
 
 def test_the_layer_installs_what_every_function_imports() -> None:

@@ -339,6 +339,14 @@ def test_the_endpoint_driver_runs_the_container_cuda(template: dict) -> None:
     for choice in choices["AllowedValues"]:
         assert AMI_CUDA[choice][0] == int(image_cuda.group(1)), choice
     assert AMI_CUDA[choices["Default"]] == max(AMI_CUDA.values())
+    # torchvision must be built for the same CUDA as the base image's torch (it refuses to
+    # load otherwise), so it comes from PyTorch's index for that CUDA, not from PyPI.
+    wheel_index = re.search(
+        r"--index-url https://download\.pytorch\.org/whl/cu(\d+)\s*\\?\s*\"torchvision==",
+        dockerfile,
+    )
+    assert wheel_index, "torchvision from PyTorch's index for the base image's CUDA"
+    assert wheel_index.group(1) == image_cuda.group(1) + image_cuda.group(2)
 
 
 def test_environment_of_the_functions(template: dict) -> None:

@@ -65,6 +65,50 @@ def test_sixteen_bit_keeps_its_range() -> None:
     assert arr.min() == 0 and arr.max() == 255  # scaled down, not clipped to white
 
 
+def test_sixteen_bit_keeps_its_brightness() -> None:
+    """A dark 16-bit photo stays dark: 16 bits' full scale maps to 8 bits', not the image's
+    own brightest pixel (that stretched every under-exposed photo's contrast)."""
+    from PIL import Image
+
+    quarter = (np.linspace(0, 16383, 160 * 120).reshape(120, 160)).astype(np.uint16)
+    arr = np.asarray(decode_image(samples.encode(Image.fromarray(quarter), "PNG")), dtype=int)
+    assert arr.max() == 64  # 16383 / 257, not 255
+    eight_bit = (quarter.astype(np.float64) / 257).round().astype(np.uint8)
+    same = np.asarray(decode_image(samples.encode(Image.fromarray(eight_bit), "PNG")), dtype=int)
+    assert np.abs(arr - same).max() <= 1
+
+
+def test_a_damaged_exif_block_does_not_refuse_the_photo(engine: Engine) -> None:
+    """The pixels are fine: the photo is read (unturned) instead of failing the request, or a
+    whole batch chunk with it."""
+    data = samples.damaged_exif_jpeg()
+    img = decode_image(data)
+    assert img.mode == "RGB" and img.size == (160, 120)
+    out = engine.predict_safe([data, samples.jpeg()])
+    assert [type(o).__name__ for o in out] == ["Prediction", "Prediction"]
+
+
+def test_formats_that_are_no_photo_are_refused() -> None:
+    """PostScript (which Pillow would run Ghostscript on) is not decoded at all."""
+    with pytest.raises(ImageDecodeError) as info:
+        decode_image(samples.eps_file())
+    assert info.value.code == "not_an_image"
+
+
+def test_pil_images_are_turned_and_checked_like_bytes(engine: Engine) -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    data, _upright = samples.exif_rotated_jpeg()
+    from_bytes = engine.prepare(data)
+    from_pil = engine.prepare(Image.open(BytesIO(data)))
+    assert np.array_equal(from_bytes.pixels, from_pil.pixels)
+    truncated = Image.open(BytesIO(samples.truncated_jpeg()))  # opened lazily: fails on load
+    out = engine.predict_safe([truncated])
+    assert isinstance(out[0], ImageDecodeError) and out[0].code == "corrupt"
+
+
 def test_rgba_is_composited_on_white() -> None:
     arr = np.asarray(decode_image(samples.rgba_png()), dtype=int)
     original = np.asarray(samples.gradient_rgb(), dtype=int)
