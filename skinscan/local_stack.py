@@ -74,10 +74,18 @@ def _local_store(app: FastAPI) -> LocalObjectStore:
 
 
 def _local_routes(app: FastAPI) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
+    # Only /health is part of the API; the signed object routes stay out of the schema. (A
+    # router built with include_in_schema=False would hide /health too, whatever the route says.)
+    router = APIRouter()
 
-    @router.get("/health", include_in_schema=True, tags=["ops"])
+    @router.get(
+        "/health",
+        tags=["ops"],
+        responses={503: {"description": "the database did not answer (`status`: `degraded`)"}},
+    )
     def health() -> JSONResponse:
+        """Liveness and database check: `status`, `database` (`ok` or `unreachable`) and
+        `model` (`loading`, `ready`, `failed`, or `off` when not preloaded)."""
         try:
             with get_engine(app.state.settings.database_url).connect() as conn:
                 conn.execute(text("SELECT 1"))
@@ -94,7 +102,7 @@ def _local_routes(app: FastAPI) -> APIRouter:
         }
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @router.get(OBJECTS_ROUTE + "/{key:path}")
+    @router.get(OBJECTS_ROUTE + "/{key:path}", include_in_schema=False)
     def local_object(
         key: str,
         expires: Annotated[int, Query()],
@@ -114,7 +122,7 @@ def _local_routes(app: FastAPI) -> APIRouter:
             headers={"Cache-Control": "private, max-age=60"},
         )
 
-    @router.post(UPLOAD_ROUTE, status_code=204)
+    @router.post(UPLOAD_ROUTE, status_code=204, include_in_schema=False)
     async def local_upload(
         key: Annotated[str, Form()],
         policy: Annotated[str, Form()],

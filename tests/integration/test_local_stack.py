@@ -62,3 +62,16 @@ def test_signed_local_upload(client: TestClient, settings: Settings) -> None:
 def test_local_object_route_rejects_bad_links(client: TestClient) -> None:
     assert client.get("/local-objects/users/x/a.png?expires=1&sig=abc").status_code == 403
     assert client.get("/local-objects/users/x/a.png").status_code == 422
+
+
+def test_openapi_lists_health_but_not_the_local_object_routes(tmp_path: Path) -> None:
+    """README's API table lists ``GET /health``: the schema must too. The signed local object
+    routes are plumbing and stay out of it (but still answer)."""
+    settings = Settings(data_dir=tmp_path, jwt_secret="k" * 40)
+    with TestClient(create_app(settings)) as client:
+        paths = client.get("/openapi.json").json()["paths"]
+        assert client.get("/local-objects/users/x/a.png?expires=1&sig=abc").status_code == 403
+        assert client.post("/local-uploads").status_code == 422
+    assert paths["/health"]["get"]["tags"] == ["ops"]
+    assert "503" in paths["/health"]["get"]["responses"]
+    assert not [p for p in paths if p.startswith(("/local-objects", "/local-uploads"))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -13,6 +14,25 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from skinscan_common.config import Settings, get_settings
 from skinscan_common.errors import BodySizeLimitMiddleware, install_error_handlers
 from skinscan_common.observability import flush_metrics, logger
+from skinscan_common.schemas import ErrorBody
+
+#: Error answers any ``/v1`` route can give, whatever the route: the shared middleware and
+#: error handlers give them, not the route. Each is listed in the OpenAPI schema by
+#: :func:`document_common_errors` where it applies (400 with a JSON body, 413 with any body).
+COMMON_ERROR_RESPONSES: dict[int, str] = {
+    400: "`malformed_json`: the request body is not valid JSON.",
+    413: (
+        "`payload_too_large`: the request body is over the size limit (a route that takes a "
+        "photo also answers `too_large` or `too_many_pixels` for one too large)."
+    ),
+    503: (
+        "`database_unavailable` (the database refused or did not answer within 10 s) or "
+        "`service_unavailable` (a service SkinScan uses did not answer); a route that scores "
+        "photos also answers `model_busy`. Sent with `Retry-After`: try again shortly."
+    ),
+}
+_API_PREFIX = "/v1/"
+_METHODS = ("get", "put", "post", "delete", "patch")
 
 
 class RequestLogMiddleware:
@@ -92,6 +112,7 @@ def install_middleware(
     """
     settings = settings or get_settings()
     install_error_handlers(app)
+    document_common_errors(app)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_json_bytes=max_json_bytes or settings.max_body_bytes,
@@ -99,6 +120,55 @@ def install_middleware(
     )
     app.add_middleware(ApiAnswerHeadersMiddleware)
     app.add_middleware(RequestLogMiddleware)
+
+
+def document_common_errors(app: FastAPI) -> None:
+    """List :data:`COMMON_ERROR_RESPONSES` (body :class:`ErrorBody`) on every ``/v1``
+    operation of ``app``'s OpenAPI schema, whenever its routes were added.
+
+    400 goes where the request has a JSON body, 413 where it has a body at all, 503 everywhere.
+    A route that declares one of these codes itself keeps its own entry (its description too,
+    unless that is only the status's standard phrase).
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            _add_common_errors(build())
+        return build()  # FastAPI keeps the schema once built: the same dict
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_common_errors(schema: dict[str, Any]) -> None:
+    ref = "#/components/schemas/{model}"
+    content = {"application/json": {"schema": {"$ref": ref.format(model=ErrorBody.__name__)}}}
+    documented = False
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith(_API_PREFIX):
+            continue
+        for method, operation in operations.items():
+            if method not in _METHODS:
+                continue
+            body = operation.get("requestBody", {}).get("content", {})
+            codes = [503]
+            if body:
+                codes.insert(0, 413)
+            if "application/json" in body:
+                codes.insert(0, 400)
+            responses = operation.setdefault("responses", {})
+            for code in codes:
+                entry = responses.setdefault(str(code), {})
+                if entry.get("description") in (None, "", HTTPStatus(code).phrase):
+                    entry["description"] = COMMON_ERROR_RESPONSES[code]
+                entry.setdefault("content", content)
+                documented = True
+    if documented:  # the schemas the entries refer to (kept as they are where routes use them)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        error_schema = ErrorBody.model_json_schema(ref_template=ref, mode="serialization")
+        for name, definition in error_schema.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components.setdefault(ErrorBody.__name__, error_schema)
 
 
 def create_function_app(title: str, routers: Iterable[APIRouter], version: str = "1") -> FastAPI:
