@@ -99,8 +99,9 @@ def average_last_epochs(run_dir: Path, last: int, data: Data | None = None) -> P
     missing = [e for e in window if not epoch_weights_path(run_dir, e).is_file()]
     if missing:
         raise FileNotFoundError(
-            f"weights of epoch(s) {missing} were not kept in {run_dir / 'epochs'}; "
-            "a run keeps them only when it is trained with --average-last"
+            f"weights of epoch(s) {missing} are not in {run_dir / 'epochs'}: a run keeps an "
+            "epoch's weights only when it trains that epoch with an --average-last window that "
+            f"covers it; average fewer epochs than {last} (a smaller --average-last)"
         )
     weights = mean_weights([load_checkpoint(epoch_weights_path(run_dir, e)) for e in window])
 

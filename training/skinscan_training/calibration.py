@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_FLOOR, Decimal
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -64,3 +66,15 @@ def threshold_for_sensitivity(p_malignant: np.ndarray, y: np.ndarray, target: fl
     # Need at least ceil(target * n) positives at or above the threshold.
     k = int(np.ceil(target * len(scores)))
     return float(scores[max(k, 1) - 1])
+
+
+def stored_threshold(threshold: float, decimals: int = 4) -> float:
+    """``threshold`` rounded down to ``decimals`` places, as the model card stores it.
+
+    Down, never to the nearest: a threshold rounded up can pass the score of the last
+    malignant image it had to keep, and the shipped model then misses the sensitivity aim.
+    In Decimal, not floats (``t * 10**d`` can round up to the next integer): the decimal
+    ``repr`` reads back as ``threshold`` itself, and flooring it cannot go above that.
+    """
+    step = Decimal(1).scaleb(-decimals)
+    return float(Decimal(repr(float(threshold))).quantize(step, rounding=ROUND_FLOOR))

@@ -20,6 +20,8 @@ from .optim import OPTIMIZERS
 
 def _ci(entry: dict[str, Any]) -> str:
     lo, hi = entry["ci95"]
+    if entry["value"] is None or lo is None or hi is None:  # undefined: a class was absent
+        return "n/a"
     return f"{entry['value']:.3f} (95% CI {lo:.3f} to {hi:.3f})"
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+import random
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from skinscan_engine.model import build_model
@@ -17,6 +19,17 @@ from .config import TrainConfig
 
 #: What ``best.pt`` keeps of an epoch's state: enough to calibrate and export, not to resume.
 BEST_KEYS = ("config", "geometry", "model", "epoch", "precision", "init_lineage")
+
+#: Files that make a folder a run's: a new run there would train on the old run's split and
+#: append its epochs to the old run's log.
+RUN_FILES = ("config.json", "split.json", "log.jsonl", "last.pt", "best.pt")
+
+#: Settings a resumed run takes from the command line: where things are on this machine, and
+#: the length (``epochs`` 0 and ``average_last`` 0 keep the run's own, see ``resume_point``).
+RESUME_OVERRIDES = ("data", "out", "cache_dir", "device", "epochs", "average_last")
+
+#: The flag of each setting whose flag is not ``--`` + its name with dashes.
+FLAGS = {"bf16": "--no-bf16", "teachers": "--teacher", "augment": "--augment-strength"}
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -60,6 +73,32 @@ def write_config(run_dir: Path, cfg: TrainConfig) -> None:
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
 
+def rng_states() -> dict[str, Any]:
+    """The global random generators' states, for ``last.pt``.
+
+    Dropout draws from torch's global generator (the GPU's on a GPU), not from the batches'
+    own: a resumed run that only reseeded it would repeat the first epoch's dropout masks.
+    """
+    states = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    """Put back what :func:`rng_states` saved (the GPUs' only on as many GPUs as saved them)."""
+    torch.set_rng_state(states["torch"])
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    cuda = states.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
 def save_epoch(run_dir: Path, state: dict[str, Any], improved: bool) -> None:
     """``last.pt`` after every epoch; ``best.pt`` too when validation improved."""
     if improved:
@@ -67,15 +106,55 @@ def save_epoch(run_dir: Path, state: dict[str, Any], improved: bool) -> None:
     save_checkpoint(run_dir / "last.pt", state)
 
 
+def check_new_run_dir(run_dir: Path) -> None:
+    """Refuse to start a new run in a folder that holds one (ValueError saying what to do)."""
+    found = [name for name in RUN_FILES if (Path(run_dir) / name).exists()]
+    if found:
+        raise ValueError(
+            f"--out {run_dir} already holds a run ({', '.join(found)}): give --resume to go on "
+            "with it, or another --out (or remove the folder) to start a new one"
+        )
+
+
 def resume_point(cfg: TrainConfig, path: Path) -> tuple[TrainConfig, dict[str, Any]]:
-    """The saved state at ``path`` and the configuration the run goes on with."""
+    """The saved state at ``path`` and the configuration the run goes on with.
+
+    The data's and the cache's places, the device and the length come from ``cfg``; every
+    other setting is the run's own. One that ``cfg`` sets to another value than its default
+    and than the run's is refused (ValueError): the resumed run would not train with it.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {path}")
     saved = load_checkpoint(path)
+    own = TrainConfig.from_saved(saved["config"])
+    default = TrainConfig(data="", out="")
+    differ = [
+        f.name
+        for f in fields(TrainConfig)
+        if f.name not in RESUME_OVERRIDES
+        and getattr(cfg, f.name) != getattr(default, f.name)
+        and getattr(cfg, f.name) != getattr(own, f.name)
+    ]
+    if differ:
+        asked = ", ".join(
+            f"{FLAGS.get(n, '--' + n.replace('_', '-'))} (run: {n}={getattr(own, n)!r}, "
+            f"asked: {getattr(cfg, n)!r})"
+            for n in differ
+        )
+        raise ValueError(
+            f"--resume: {path} was trained with other settings than asked: {asked}. A resumed "
+            "run goes on with its own: leave them out, or start a new run in another --out"
+        )
     # --epochs lengthens or shortens a resumed run; without it (0) the run keeps its own.
-    epochs = max(cfg.epochs or saved["config"]["epochs"], saved["epoch"])
-    average_last = cfg.average_last or saved["config"].get("average_last", 0)
-    changes = {"device": cfg.device, "epochs": epochs, "average_last": average_last}
+    epochs = max(cfg.epochs or own.epochs, saved["epoch"])
+    changes = {
+        "data": cfg.data,
+        "out": cfg.out,
+        "cache_dir": cfg.cache_dir,
+        "device": cfg.device,
+        "epochs": epochs,
+        "average_last": cfg.average_last or own.average_last,
+    }
     return TrainConfig.from_saved({**saved["config"], **changes}), saved
 
 

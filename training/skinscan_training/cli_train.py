@@ -121,7 +121,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="scale the small rotations, scale, shift and colour jitter (0 = flips and "
         f"right-angle turns only, 1 = the shipped models', at most {MAX_STRENGTH})",
     )
-    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from RUN_DIR/last.pt with the run's own settings (--data, --cache-dir, "
+        "--device, --epochs and --average-last may change; another setting is refused)",
+    )
     parser.add_argument("--no-export", action="store_true", help="skip calibration and export")
     parser.add_argument("--version", default="", help="model version for the exported card")
 
@@ -163,6 +168,7 @@ def check_inputs(args: argparse.Namespace) -> None:
     """Fail on a wrong --data, --out, --init or --teacher before the run folder is made."""
     from skinscan_engine.model_card import resolve_paths
 
+    from .checkpoints import check_new_run_dir
     from .split import read_ham
 
     read_ham(Path(args.data))
@@ -171,6 +177,8 @@ def check_inputs(args: argparse.Namespace) -> None:
         raise ValueError(f"--out {out} is a file, not a folder")
     if args.resume and not (out / "last.pt").is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {out / 'last.pt'}")
+    if not args.resume:
+        check_new_run_dir(out)
     for model in ([args.init] if args.init else []) + list(args.teachers):
         resolve_paths(Path(model))
 
@@ -184,6 +192,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_export:
         from .export import finalize_run
 
-        stem = finalize_run(Path(args.out), version=args.version or None, checkpoint=chosen)
+        # This command's --data and --cache-dir: best.pt may date from before a resume that
+        # was given the data's new place.
+        stem = finalize_run(
+            Path(args.out),
+            version=args.version or None,
+            checkpoint=chosen,
+            data_dir=args.data,
+            cache_dir=args.cache_dir,
+        )
         print(f"exported model: {stem}.safetensors and {stem}.json")
     return 0

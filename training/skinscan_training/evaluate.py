@@ -197,8 +197,13 @@ def evaluate_ham(
     }
     if not 0 < y.sum() < len(y):
         only = "malignant" if y.all() else "benign"
-        headline["auc"]["note"] = f"undefined: the {part} part holds {only} images only"
-        warn(f"the {part} part holds {only} images only: AUC is undefined (null in the report)")
+        undefined = "specificity" if y.all() else "sensitivity"
+        for name in ("auc", undefined):
+            headline[name]["note"] = f"undefined: the {part} part holds {only} images only"
+        warn(
+            f"the {part} part holds {only} images only: AUC and {undefined} are undefined "
+            "(null in the report)"
+        )
     multi = multiclass_metrics(labels, sc.probs, card.classes)
     calibration = {
         "temperature": card.temperature,

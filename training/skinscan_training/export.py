@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -16,7 +18,13 @@ from skinscan_engine.model import CLASSES, malignant_mask
 from skinscan_engine.model_card import ModelCard, save_model
 
 from .augment import AugmentConfig
-from .calibration import binary_ece, fit_temperature, threshold_for_sensitivity, top_label_ece
+from .calibration import (
+    binary_ece,
+    fit_temperature,
+    stored_threshold,
+    threshold_for_sensitivity,
+    top_label_ece,
+)
 from .checkpoints import checkpoint_geometry, load_checkpoint, network_from
 from .config import TrainConfig
 from .devices import pick_device, wants_bf16
@@ -30,16 +38,31 @@ from .validation import predict_logits
 TARGET_SENSITIVITY = 0.90
 
 
+def _figure(value: float) -> float | None:
+    """Rounded for the card; None (JSON null) for an undefined figure, never NaN."""
+    return round(value, 4) if math.isfinite(value) else None
+
+
 def finalize_run(
     run_dir: Path,
     version: str | None = None,
     out_stem: Path | None = None,
     checkpoint: Path | None = None,
+    data_dir: str | None = None,
+    cache_dir: str | None = None,
 ) -> Path:
-    """Calibrate ``checkpoint`` (default ``run_dir/best.pt``) and export it; returns the stem."""
+    """Calibrate ``checkpoint`` (default ``run_dir/best.pt``) and export it; returns the stem.
+
+    ``data_dir`` and ``cache_dir``, if given, replace the checkpoint's: ``best.pt`` may date
+    from before a resume that was given the data's new place.
+    """
     run_dir = Path(run_dir)
     ckpt = load_checkpoint(Path(checkpoint) if checkpoint else run_dir / "best.pt")
     cfg = TrainConfig.from_saved(ckpt["config"])
+    if data_dir is not None:
+        cfg = replace(cfg, data=str(data_dir))
+    if cache_dir is not None:
+        cfg = replace(cfg, cache_dir=str(cache_dir))
     device = pick_device(cfg.device)
     bf16 = wants_bf16(cfg, device)
     geometry = checkpoint_geometry(ckpt)
@@ -58,7 +81,8 @@ def finalize_run(
     mal = malignant_mask().numpy()
     p_mal = probs[:, mal].sum(1)
     y_mal = mal[data.labels[va]]
-    threshold = threshold_for_sensitivity(p_mal, y_mal, TARGET_SENSITIVITY)
+    # The card's threshold is the one served: rounded down, and every figure measured at it.
+    threshold = stored_threshold(threshold_for_sensitivity(p_mal, y_mal, TARGET_SENSITIVITY))
 
     gate = fit_gate(
         model,
@@ -82,15 +106,15 @@ def finalize_run(
         std=list(geometry.std),
         illuminant=list(geometry.illuminant) if geometry.illuminant else None,
         temperature=round(temperature, 4),
-        threshold=round(threshold, 4),
+        threshold=threshold,
         threshold_aim=f"sensitivity >= {TARGET_SENSITIVITY} on the validation part",
         ood=gate.card_fields(),
         metrics={
             "validation": {
                 "images": len(va),
-                "auc_malignant": round(at_threshold["auc"], 4),
-                "sensitivity": round(at_threshold["sensitivity"], 4),
-                "specificity": round(at_threshold["specificity"], 4),
+                "auc_malignant": _figure(at_threshold["auc"]),
+                "sensitivity": _figure(at_threshold["sensitivity"]),
+                "specificity": _figure(at_threshold["specificity"]),
                 "ece_top_label_before": round(top_label_ece(probs_raw, data.labels[va]), 4),
                 "ece_top_label_after": round(top_label_ece(probs, data.labels[va]), 4),
                 "ece_malignant_before": round(binary_ece(probs_raw[:, mal].sum(1), y_mal), 4),

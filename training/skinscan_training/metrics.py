@@ -22,14 +22,19 @@ def balanced_accuracy(labels: np.ndarray, pred: np.ndarray) -> float:
 
 
 def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    """Malignant-vs-benign figures at ``threshold`` (p >= threshold means malignant)."""
+    """Malignant-vs-benign figures at ``threshold`` (p >= threshold means malignant).
+
+    A figure a class's absence leaves undefined (sensitivity, specificity, AUC) is NaN.
+    """
     y = np.asarray(y, bool)
     pred = np.asarray(p) >= threshold
     tp, fn = int((pred & y).sum()), int((~pred & y).sum())
     tn, fp = int((~pred & ~y).sum()), int((pred & ~y).sum())
+    # Without a malignant (benign) image sensitivity (specificity) is undefined: NaN, as AUC,
+    # not 0, so a bootstrap drops such resamples and a report shows null instead of a fail.
     out = {
-        "sensitivity": tp / max(tp + fn, 1),
-        "specificity": tn / max(tn + fp, 1),
+        "sensitivity": tp / (tp + fn) if tp + fn else float("nan"),
+        "specificity": tn / (tn + fp) if tn + fp else float("nan"),
         "precision": float(precision_score(y, pred, zero_division=0)),
         "f1": float(f1_score(y, pred, zero_division=0)),
         "balanced_accuracy": balanced_accuracy(y, pred),

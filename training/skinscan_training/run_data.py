@@ -22,7 +22,7 @@ from .augment import AugmentConfig, augment
 from .config import TrainConfig
 from .dataset import Record, load_images, read_metadata
 from .mixup import mix_batch
-from .split import grouped_split, load_split, save_split
+from .split import grouped_split, load_run_split, save_split
 
 
 @dataclass
@@ -40,7 +40,7 @@ def prepare_data(cfg: TrainConfig, run_dir: Path) -> Data:
         records = records[: cfg.limit]
     split_file = run_dir / "split.json"
     if split_file.is_file():
-        split = load_split(split_file)
+        split = load_run_split(split_file, cfg.split_seed, records)
     else:
         split = grouped_split(records, seed=cfg.split_seed)
         save_split(split, split_file, cfg.split_seed)

@@ -105,6 +105,33 @@ def load_split(path: Path) -> dict[str, list[str]]:
     return {p: list(data[p]) for p in PARTS}
 
 
+def load_run_split(path: Path, seed: int, records: list[Record]) -> dict[str, list[str]]:
+    """A run folder's own ``split.json``, checked to be the split of ``seed`` over ``records``.
+
+    A run reuses its split when resumed or exported; one made with another seed would train
+    the model on images its card's seed puts in the test part, and one made for other data
+    (or another ``--limit``) names images this run does not have (ValueError for both).
+    """
+    data = _read_split_file(path)
+    file_seed = data.get("seed")
+    if file_seed != seed or not isinstance(file_seed, int):
+        said = "does not say its seed" if file_seed is None else f"was made with seed {file_seed!r}"
+        raise ValueError(
+            f"split file {path} {said}, but this run's split seed is {seed}: the model would "
+            "train on another split than its card names. Resume the run with its own settings, "
+            "or start the new one in another --out"
+        )
+    known = {r.image_id for r in records}
+    unknown = [i for p in PARTS for i in data[p] if i not in known]
+    if unknown:
+        raise ValueError(
+            f"split file {path} lists {len(unknown)} image(s) not in the run's data (first: "
+            f"{unknown[0]}): it was made for other data or another --limit. Resume the run with "
+            "its own --data and --limit, or start the new one in another --out"
+        )
+    return {p: list(data[p]) for p in PARTS}
+
+
 def check_split_seed(path: Path, file_seed: object, card_seed: int) -> None:
     """Refuse a split file made with another seed than the model's: its test part would hold
     images the model was trained on, and every figure measured on it would be inflated."""

@@ -24,9 +24,23 @@ from skinscan_engine.model import build_model
 from skinscan_engine.preprocessing import Geometry
 
 from .augment import AugmentConfig
-from .averaging import average_last_epochs, averaging_window, keep_epoch_weights
+from .averaging import (
+    average_last_epochs,
+    averaging_window,
+    epoch_weights_path,
+    keep_epoch_weights,
+)
 from .budget import epochs_that_fit
-from .checkpoints import init_from, resume_point, rewrite_plan, save_epoch, write_config
+from .checkpoints import (
+    check_new_run_dir,
+    init_from,
+    restore_rng_states,
+    resume_point,
+    rewrite_plan,
+    rng_states,
+    save_epoch,
+    write_config,
+)
 from .config import TrainConfig
 from .devices import autocast, pick_device, wants_bf16
 from .distill import check_teachers, training_targets
@@ -89,9 +103,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     if resume:
         cfg, saved = resume_point(cfg, run_dir / "last.pt")
         lineage = saved.get("init_lineage")
-    elif cfg.init:
-        # Read the warm-start weights before the slow data preparation: a bad path fails at once.
-        init_state, lineage = init_from(Path(cfg.init))
+    else:
+        # Its split.json and log.jsonl would be this run's: it would train on another split.
+        check_new_run_dir(run_dir)
+        if cfg.init:
+            # Read the warm-start weights before the slow data preparation: a bad path fails
+            # at once.
+            init_state, lineage = init_from(Path(cfg.init))
     check_teachers(cfg)
     if cfg.binary_weight < 0:
         raise ValueError(f"--binary-weight must be at least 0, got {cfg.binary_weight}")
@@ -135,6 +153,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         else:
             # The run was extended (or shortened): continue on the schedule of the new length.
             scheduler = one_cycle(optimizer, cfg.lr, cfg.epochs, steps, epoch * steps)
+        # Last, once building the network has drawn its initial weights from them.
+        if "rng" in saved:  # absent in checkpoints from before it was saved
+            restore_rng_states(saved["rng"])
 
     weights = torch.from_numpy(sampling_weights(data.labels[train_idx], cfg.balance_power))
     augment_cfg = AugmentConfig(**cfg.augment)
@@ -203,16 +224,24 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "generator": gen.get_state(),
+                "rng": rng_states(),
                 "epoch": epoch + 1,
                 "best_auc": best_auc,
                 "precision": "bf16" if bf16 else "fp32",
                 "init_lineage": lineage,
             }
             save_epoch(run_dir, state, improved)
-            if cfg.average_last and epoch + 1 in averaging_window(cfg.epochs, cfg.average_last):
+            # Until the budget's plan is final (after the second epoch) the run may end after
+            # any epoch, which then falls in the averaging window: keep the first two anyway.
+            unplanned = budgeted and epoch + 1 <= 2
+            window = averaging_window(cfg.epochs, cfg.average_last)
+            if cfg.average_last and (unplanned or epoch + 1 in window):
                 keep_epoch_weights(run_dir, epoch + 1, model)
             epoch_s = time.perf_counter() - t0
             epoch += 1
     if cfg.average_last:
+        if budgeted:  # drop what was kept for a plan the budget did not choose
+            for early in set(range(1, 3)) - set(averaging_window(cfg.epochs, cfg.average_last)):
+                epoch_weights_path(run_dir, early).unlink(missing_ok=True)
         return average_last_epochs(run_dir, cfg.average_last, data)
     return run_dir / "best.pt"

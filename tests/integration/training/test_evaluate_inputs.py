@@ -90,7 +90,7 @@ def _ids(ham: Path, dx: str) -> list[str]:
         return [r["image_id"] for r in csv.DictReader(fh) if r["dx"] == dx]
 
 
-def test_missing_ids_are_counted_and_one_class_gives_a_null_auc(
+def test_missing_ids_are_counted_and_one_class_gives_a_null_auc_and_sensitivity(
     tiny_ham: Path, random_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     test_part = [*_ids(tiny_ham, "nv")[:4], "ISIC_9999998", "ISIC_9999999"]
@@ -100,7 +100,7 @@ def test_missing_ids_are_counted_and_one_class_gives_a_null_auc(
     assert cli.main(["evaluate", *argv, "--out", str(out), "--bootstrap", "5"]) == 0
     err = capsys.readouterr().err
     assert "2 of the 6 images of the split's test part are not in --data" in err
-    assert "benign images only: AUC is undefined" in err
+    assert "benign images only: AUC and sensitivity are undefined" in err
     report = _strict_json((out / "report.json").read_text())
     ham = report["ham10000_test"]
     assert ham["images"] == 4 and ham["missing_from_data"] == 2
@@ -108,6 +108,11 @@ def test_missing_ids_are_counted_and_one_class_gives_a_null_auc(
     assert auc["value"] is None and auc["ci95"] == [None, None]
     assert "benign images only" in auc["note"]
     assert report["targets"]["auc"] == {"target": ">= 0.9", "measured": None, "met": None}
+    # Sensitivity without a malignant image is undefined too: null, not a failing 0.
+    sensitivity = ham["malignant_vs_benign"]["sensitivity"]
+    assert sensitivity["value"] is None and sensitivity["ci95"] == [None, None]
+    assert report["targets"]["sensitivity"]["met"] is None
+    assert ham["malignant_vs_benign"]["specificity"]["value"] is not None
     assert ham["light_colour"]["auc"] is None
 
 

@@ -300,7 +300,7 @@ def test_a_teacher_s_probabilities_become_the_training_targets(
     from skinscan_training.run_data import prepare_data
 
     teacher = finalize_run(trained_run, version="teacher", out_stem=tmp_path / "t" / "model")
-    run = tmp_path / "s"
+    run = tmp_path / "prepared"  # not the student's run folder: a new run needs an empty one
     run.mkdir()
     cfg = TrainConfig(data=str(tiny_ham), out=str(run), teachers=[str(teacher)], **FAST)
     data = prepare_data(cfg, run)
@@ -441,3 +441,161 @@ def test_colour_constancy_travels_from_training_to_the_shipped_card(
     image = next((tiny_ham / "images").glob("*.jpg")).read_bytes()
     [pred] = engine.predict([image])
     assert pred.result["verdict"] in ("benign", "malignant", "unknown")
+
+
+def test_the_card_threshold_is_rounded_down_and_its_figures_measured_at_it(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from skinscan_training import export
+
+    measured: list[tuple[np.ndarray, np.ndarray, float]] = []
+    real_metrics = export.binary_metrics
+
+    def spy(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+        measured.append((np.asarray(y, bool), np.asarray(p), threshold))
+        return real_metrics(y, p, threshold)
+
+    monkeypatch.setattr(export, "binary_metrics", spy)
+    # An exact threshold that rounding to the nearest would raise (to 0.1235) past the score
+    # of the last malignant image it must keep.
+    monkeypatch.setattr(export, "threshold_for_sensitivity", lambda p, y, target: 0.123456)
+    card = load_model(finalize_run(trained_run, "thr", tmp_path / "m" / "model")).card
+    assert card.threshold == 0.1234
+    # The validation figures on the card are those of the threshold the card serves.
+    [(y, p, threshold)] = measured
+    assert threshold == card.threshold
+    validation = card.metrics["validation"]
+    assert validation["sensitivity"] == round(float((p[y] >= card.threshold).mean()), 4)
+    assert validation["specificity"] == round(float((p[~y] < card.threshold).mean()), 4)
+
+
+def test_a_resumed_run_trains_as_the_uninterrupted_one(
+    tiny_ham: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from skinscan_training import train as training
+
+    def config(out: str, epochs: int = 2) -> TrainConfig:
+        return TrainConfig(data=str(tiny_ham), out=str(tmp_path / out), epochs=epochs, **FAST)
+
+    train(config("straight"))
+
+    class Stop(Exception):
+        pass
+
+    real_save = training.save_epoch
+
+    def save_then_stop(run_dir: Path, state: dict, improved: bool) -> None:
+        real_save(run_dir, state, improved)
+        if state["epoch"] == 1:
+            raise Stop  # the run is killed after its first epoch's checkpoint
+
+    monkeypatch.setattr(training, "save_epoch", save_then_stop)
+    with pytest.raises(Stop):
+        train(config("resumed"))
+    monkeypatch.setattr(training, "save_epoch", real_save)
+    train(config("resumed", epochs=0), resume=True)
+
+    straight = torch.load(tmp_path / "straight" / "last.pt", weights_only=False)
+    resumed = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)
+    assert resumed["epoch"] == straight["epoch"] == 2
+    # Same batches and the same dropout masks (torch's global generator is restored, not
+    # reseeded): the same weights, bit for bit.
+    for name, weight in straight["model"].items():
+        assert torch.equal(resumed["model"][name], weight), name
+    for name in ("straight", "resumed"):
+        log = (tmp_path / name / "log.jsonl").read_text().splitlines()
+        assert [json.loads(line)["epoch"] for line in log] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("plans", "average_last", "window"),
+    [
+        ({1: 3, 2: 3}, 5, [1, 2, 3]),  # cut to 3 of 10 epochs: the window moves to the start
+        ({1: 5, 2: 2}, 2, [1, 2]),  # cut again after epoch 2: it ends there
+        ({1: 5, 2: 4}, 2, [3, 4]),  # the first two, kept while the plan could change, go
+    ],
+)
+def test_a_run_the_time_budget_shortens_averages_its_own_last_epochs(
+    tiny_ham: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    plans: dict[int, int],
+    average_last: int,
+    window: list[int],
+) -> None:
+    import torch
+
+    from skinscan_training import train as training
+
+    # What the budget fits after epochs 1 and 2, whatever they took.
+    monkeypatch.setattr(training, "epochs_that_fit", lambda left, epoch_s, done, most: plans[done])
+    run = tmp_path / "budget"
+    cfg = TrainConfig(
+        data=str(tiny_ham),
+        out=str(run),
+        epochs=10,
+        average_last=average_last,
+        time_budget=3600,
+        **FAST,
+    )
+    chosen = train(cfg)
+    assert chosen == run / "averaged.pt"
+    assert torch.load(chosen, weights_only=False)["averaged_epochs"] == [window[0], window[-1]]
+    assert sorted(p.name for p in (run / "epochs").iterdir()) == [f"e{e:03d}.pt" for e in window]
+    assert json.loads((run / "averaged.json").read_text())["averaged_epochs"] == [
+        window[0],
+        window[-1],
+    ]
+
+
+def test_a_new_run_into_a_run_folder_is_refused_without_resume(
+    tiny_ham: Path, trained_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from skinscan import cli
+
+    before = {name: (trained_run / name).read_bytes() for name in ("config.json", "log.jsonl")}
+    # Another seed into the same folder would train on the folder's split and append its log.
+    cfg = TrainConfig(data=str(tiny_ham), out=str(trained_run), epochs=1, split_seed=1, **FAST)
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(cfg)
+    assert cli.main(["train", "--data", str(tiny_ham), "--out", str(trained_run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("skinscan train: ") and "give --resume" in err, err
+    assert err.count("\n") == 1
+    assert {name: (trained_run / name).read_bytes() for name in before} == before
+
+
+def test_resume_takes_the_data_from_the_command_line_and_refuses_other_settings(
+    tiny_ham: Path, trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    import torch
+
+    from skinscan import cli
+
+    run = tmp_path / "moved"
+    shutil.copytree(trained_run, run)
+    # The data folder has moved since the run was made: its checkpoints name the old place.
+    for name in ("last.pt", "best.pt"):
+        ckpt = torch.load(run / name, weights_only=False)
+        ckpt["config"]["data"] = str(tmp_path / "old-place")
+        torch.save(ckpt, run / name)
+    log = (run / "log.jsonl").read_text()
+    resume = ["train", "--data", str(tiny_ham), "--out", str(run), "--resume", "--device", "cpu"]
+
+    assert cli.main([*resume, "--lr", "1e-4", "--no-bf16"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("skinscan train: ") and err.count("\n") == 1, err
+    assert "--lr" in err and "--no-bf16" in err and "start a new run" in err
+    assert (run / "log.jsonl").read_text() == log
+
+    assert cli.main([*resume, "--epochs", "2", "--version", "moved"]) == 0
+    last = torch.load(run / "last.pt", weights_only=False)
+    assert last["epoch"] == 2 and last["config"]["data"] == str(tiny_ham)
+    assert last["config"]["lr"] == TrainConfig(data="", out="").lr  # the run's own
+    assert load_model(run / "export" / "skinscan-resnet50").card.version == "moved"
