@@ -18,16 +18,14 @@ when the ``Authorization`` header is missing (it is the identity source) and 403
 
 from __future__ import annotations
 
-import logging
-import os
 from typing import Any
 
+from aws_lambda_powertools.logging import correlation_paths
+
 from skinscan_common.config import get_settings
+from skinscan_common.observability import logger, with_lambda_context
 from skinscan_common.security.secrets import jwt_key
 from skinscan_common.security.tokens import TokenError, verify_access_token
-
-logger = logging.getLogger(__name__)
-logger.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 
 DENY: dict[str, Any] = {"isAuthorized": False}
 
@@ -51,6 +49,9 @@ def bearer_token(event: dict[str, Any]) -> str | None:
     return token
 
 
+# The shared JSON logger (redacted, like every function's), each line with the invocation and
+# API Gateway's request id (the event's requestContext.requestId, as in the access log).
+@with_lambda_context(correlation_paths.API_GATEWAY_HTTP)
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     token = bearer_token(event)
     if token is None:
@@ -63,6 +64,6 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     try:
         claims = verify_access_token(token, jwt_key(settings), issuer=settings.jwt_issuer)
     except TokenError as exc:
-        logger.info("token refused: %s", exc)
+        logger.info("token refused", extra={"reason": str(exc)})
         return DENY
     return {"isAuthorized": True, "context": {"user_id": str(claims.user_id)}}

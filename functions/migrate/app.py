@@ -19,9 +19,10 @@ from alembic.runtime.migration import MigrationContext
 
 from skinscan_common.config import get_settings
 from skinscan_common.db import get_engine, migrate
-from skinscan_common.observability import logger
+from skinscan_common.observability import logger, with_lambda_context
 
 
+@with_lambda_context()  # invoked by an operator: no API Gateway request to correlate with
 def handler(event: dict[str, Any] | None, context: Any = None) -> dict[str, Any]:
     """Upgrade (by default) and report the database's current revision."""
     event = event or {}

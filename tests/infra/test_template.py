@@ -401,6 +401,85 @@ def test_alarms_cover_api_endpoint_and_dead_letter_queues(template: dict) -> Non
     }
     assert dlq_alarms == {"BatchChunkDLQ", "UploadEventsDLQ", "BatchStartDLQ"}
     assert {"ApiUrl", "BucketName", "EndpointName"} <= set(template["Outputs"])
+    for alarm in alarms:
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], alarm["AlarmName"]
+
+
+def test_every_function_has_an_errors_alarm(template: dict) -> None:
+    """A function that fails (housekeeping, migrate, the authorizer, a timeout anywhere) pages
+    someone: one alarm on AWS/Lambda Errors per function."""
+    alarmed = {
+        a["Dimensions"][0]["Value"]["Ref"]
+        for a in (
+            r["Properties"]
+            for r in template["Resources"].values()
+            if r["Type"] == "AWS::CloudWatch::Alarm"
+        )
+        if (a["Namespace"], a["MetricName"]) == ("AWS/Lambda", "Errors")
+        and a["Dimensions"][0]["Name"] == "FunctionName"
+        and a["Threshold"] == 1
+    }
+    assert alarmed == set(FUNCTION_DIRS)
+
+
+def test_refresh_token_reuse_alarm_watches_the_metric_as_it_is_emitted(template: dict) -> None:
+    """Powertools emits the metric in POWERTOOLS_METRICS_NAMESPACE with one dimension,
+    ``service`` = the emitting function's POWERTOOLS_SERVICE_NAME (the auth function's)."""
+    accounts = ROOT / "layers/common/skinscan_common/services/accounts.py"
+    assert '_add_metric("RefreshTokenReuse")' in accounts.read_text()
+    (alarm,) = (
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        and r["Properties"]["MetricName"] == "RefreshTokenReuse"
+    )
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    auth_env = template["Resources"]["AuthFunction"]["Properties"]["Environment"]["Variables"]
+    assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Dimensions"] == [
+        {"Name": "service", "Value": auth_env["POWERTOOLS_SERVICE_NAME"]}
+    ]
+    assert alarm["Threshold"] == 1
+
+
+def _log_group(template: dict, ref: dict) -> dict:
+    resource = template["Resources"][ref["Ref"]]
+    assert resource["Type"] == "AWS::Logs::LogGroup", ref
+    return resource["Properties"]
+
+
+def test_every_log_group_expires(template: dict, rendered: dict) -> None:
+    """Logs hold user ids and error details: each function logs to its own group with the
+    stack's retention (not to /aws/lambda/<name>, which Lambda would create and keep for ever),
+    and so does the SageMaker endpoint."""
+    names = []
+    for name in FUNCTION_DIRS:
+        config = template["Resources"][name]["Properties"]["LoggingConfig"]
+        group = _log_group(template, config["LogGroup"])
+        assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+        names.append(group["LogGroupName"]["Fn::Sub"])
+        # ... and the function CloudFormation creates (after the SAM transform) uses it.
+        assert rendered[name]["Properties"]["LoggingConfig"]["LogGroup"] == config["LogGroup"]
+    assert len(set(names)) == len(names)
+    assert all(n.startswith("/aws/lambda/skinscan-${Stage}-") for n in names), names
+    endpoint = template["Resources"]["InferenceEndpoint"]
+    assert endpoint["Properties"]["EndpointName"] == {"Fn::Sub": "skinscan-${Stage}"}
+    logs = template["Resources"][endpoint["DependsOn"]]["Properties"]
+    assert logs["LogGroupName"] == {"Fn::Sub": "/aws/sagemaker/Endpoints/skinscan-${Stage}"}
+    for name, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Logs::LogGroup":
+            assert resource["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+
+
+def test_tracing_and_log_correlation(template: dict) -> None:
+    """X-Ray is on for every function (the layer's Tracer wraps the API handlers), and the
+    access log records the Lambda request id next to API Gateway's (the functions' log lines
+    carry both: function_request_id and correlation_id)."""
+    assert template["Globals"]["Function"]["Tracing"] == "Active"
+    log_format = template["Resources"]["HttpApi"]["Properties"]["AccessLogSettings"]["Format"]
+    access = json.loads(log_format)
+    assert access["requestId"] == "$context.requestId"
+    assert access["integrationRequestId"] == "$context.integration.requestId"
 
 
 def test_housekeeping_runs_every_hour_with_what_it_needs(template: dict) -> None:

@@ -12,8 +12,14 @@ from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from skinscan_common.config import Settings, get_settings
-from skinscan_common.errors import BodySizeLimitMiddleware, install_error_handlers
-from skinscan_common.observability import flush_metrics, logger
+from skinscan_common.errors import BodySizeLimitMiddleware, error_response, install_error_handlers
+from skinscan_common.observability import (
+    flush_metrics,
+    log_context,
+    logger,
+    tracer,
+    with_lambda_context,
+)
 from skinscan_common.schemas import ErrorBody
 
 #: Error answers any ``/v1`` route can give, whatever the route: the shared middleware and
@@ -35,8 +41,20 @@ _API_PREFIX = "/v1/"
 _METHODS = ("get", "put", "post", "delete", "patch")
 
 
+#: Paths polled by health checks (SageMaker calls ``/ping`` every few seconds): their request
+#: lines are logged at DEBUG, so they do not drown the requests people make.
+QUIET_PATHS = frozenset({"/ping", "/health"})
+
+
 class RequestLogMiddleware:
-    """One structured log line per request: method, route path, status, duration (no query)."""
+    """One structured log line per request: method, route path, status, duration (no query).
+
+    Every line logged while the request runs carries its ``request_id``, which the answer also
+    carries as ``X-Request-Id``. An exception nothing else handled is logged here, once, and
+    answered with the uniform JSON 500: left to Starlette's outermost ``ServerErrorMiddleware``,
+    it would be answered without the request id and re-raised to the server (Mangum, uvicorn),
+    which logs it a second time as plain, unredacted text.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -47,33 +65,47 @@ class RequestLogMiddleware:
             return
         start = time.perf_counter()
         status = 500
+        started = False
         context = scope.get("aws.context")
         request_id = getattr(context, "aws_request_id", None) or uuid.uuid4().hex
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started = True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message["headers"] = headers
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            path = scope.get("path", "")
-            if not path.startswith("/local-objects"):
-                logger.info(
-                    "request",
-                    extra={
-                        "method": scope.get("method"),
-                        "path": path,
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - start) * 1000, 1),
-                        "request_id": request_id,
-                    },
-                )
+        with log_context(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_wrapper)
+            except Exception as exc:
+                logger.exception("unhandled error", extra={"error_type": type(exc).__name__})
+                if started:
+                    raise  # half an answer is out: only the server can end the connection
+                answer = error_response(500, "internal_error", "internal error")
+                await answer(scope, receive, send_wrapper)
+            finally:
+                self._log(scope, status, start)
+
+    @staticmethod
+    def _log(scope: Scope, status: int, start: float) -> None:
+        path = scope.get("path", "")
+        if path.startswith("/local-objects"):
+            return
+        log = logger.debug if path in QUIET_PATHS else logger.info
+        log(
+            "request",
+            extra={
+                "method": scope.get("method"),
+                "path": path,
+                "status": status,
+                "duration_ms": round((time.perf_counter() - start) * 1000, 1),
+            },
+        )
 
 
 class ApiAnswerHeadersMiddleware:
@@ -118,8 +150,9 @@ def install_middleware(
         max_json_bytes=max_json_bytes or settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
     )
-    app.add_middleware(ApiAnswerHeadersMiddleware)
     app.add_middleware(RequestLogMiddleware)
+    # Outermost (the last added), so that the 500 RequestLogMiddleware answers gets them too.
+    app.add_middleware(ApiAnswerHeadersMiddleware)
 
 
 def document_common_errors(app: FastAPI) -> None:
@@ -181,11 +214,20 @@ def create_function_app(title: str, routers: Iterable[APIRouter], version: str =
 
 
 def lambda_handler(app: FastAPI) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """The Lambda entry point for ``app``: API Gateway events in, metrics flushed after each."""
+    """The Lambda entry point for ``app``: API Gateway events in, metrics flushed after each.
+
+    Each log line carries the invocation (``function_request_id``, ``cold_start``) and API
+    Gateway's own request id as ``correlation_id``, which the access log also records; the
+    invocation is traced with X-Ray where tracing is on (``Tracing: Active`` in the template).
+    """
+    from aws_lambda_powertools.logging import correlation_paths
     from mangum import Mangum  # here: the inference container builds apps but needs no Mangum
 
     adapter = Mangum(app, lifespan="off")
 
+    # capture_response=False: answers carry tokens and people's results, which traces must not.
+    @tracer.capture_lambda_handler(capture_response=False)
+    @with_lambda_context(correlation_paths.API_GATEWAY_HTTP)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         try:
             return adapter(event, context)

@@ -59,8 +59,12 @@ def create_db_engine(url: str, *, socket_timeout: float | None = None, **kwargs:
     """A new engine; SQLite gets foreign keys ON and WAL, its folder is created.
 
     ``socket_timeout`` bounds connecting to PostgreSQL and waiting for each of its replies, in
-    seconds; left out, it is ``PG_SOCKET_TIMEOUT_S``.
+    seconds; left out, it is ``PG_SOCKET_TIMEOUT_S``. Its errors never quote the statement's
+    parameters (``hide_parameters``).
     """
+    # A failed INSERT INTO users would otherwise carry "[parameters: (..., email, password
+    # hash)]" in its message, and so into every log line and trace that shows the error.
+    kwargs.setdefault("hide_parameters", True)
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":

@@ -99,16 +99,46 @@ def _read(blobs: Blobs, item: dict[str, str]) -> bytes | str:
         return f"cannot read this key: {exc}"
 
 
-def _drop_unwritten(row: dict[str, Any], writes: dict[str, Future[None]]) -> None:
-    """Wait for a row's PNG writes; a failed one leaves its key out (the verdict stands)."""
+#: Keys of unwritten PNGs named in the one log line of a call (the rest are counted).
+LOGGED_FAILURES = 5
+
+
+def _drop_unwritten(
+    row: dict[str, Any], writes: dict[str, Future[None]]
+) -> list[tuple[str, Exception]]:
+    """Wait for a row's PNG writes; a failed one leaves its key out (the verdict stands).
+
+    Returns the failed targets with their errors, for :func:`_log_unwritten`.
+    """
+    failed = []
     for name, write in writes.items():
         try:
             write.result()
-        except Exception:  # that image's PNG only: the call's other images are unaffected
-            logger.exception(
-                "batch heatmap not written", extra={"key": row["key"], name: row[name]}
-            )
+        except Exception as exc:  # that image's PNG only: the call's other images are unaffected
+            failed.append((row[name], exc))
             row[name] = None
+    return failed
+
+
+def _log_unwritten(failed: list[tuple[str, Exception]]) -> None:
+    """One line for all the PNGs a call could not write, with the first error's traceback.
+
+    A store that refuses every write (throttled, down) fails them all alike: a line and a
+    traceback per PNG would be 512 of each for one 256-image call.
+    """
+    if not failed:
+        return
+    first_error = failed[0][1]
+    logger.error(
+        "batch heatmaps not written",
+        exc_info=first_error,
+        extra={
+            "failed": len(failed),
+            "targets": [target for target, _exc in failed[:LOGGED_FAILURES]],
+            "error_type": type(first_error).__name__,
+            "error_types": sorted({type(exc).__name__ for _target, exc in failed}),
+        },
+    )
 
 
 def score_objects(
@@ -140,6 +170,8 @@ def score_objects(
                 row[name] = target if target and png else None
             writes.append((row, started))
             out.append(row)
-        for row, started in writes:
-            _drop_unwritten(row, started)
+        unwritten = [
+            failure for row, started in writes for failure in _drop_unwritten(row, started)
+        ]
+    _log_unwritten(unwritten)
     return out
