@@ -29,7 +29,12 @@ class UploadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     content_type: str | None = Field(
-        default=None, max_length=100, description="image/jpeg or image/png (default: either)"
+        default=None,
+        max_length=100,
+        description=(
+            "image/jpeg or image/png; left out, either where the store's form can allow both, "
+            "else image/jpeg (an S3 form allows one type): `upload.content_types` says which"
+        ),
     )
 
 
@@ -81,7 +86,8 @@ def create_upload(
             key=post.key,
             expires_in=post.expires_in,
             max_bytes=ticket.max_bytes,
-            content_types=ticket.content_types,
+            # What the form takes, which may be fewer types than were accepted (S3: one).
+            content_types=list(post.content_types) or ticket.content_types,
         ),
         poll_url=f"/v1/predictions/{ticket.prediction.id}",
         guest_token=ticket.guest_token,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from skinscan_common.db import Prediction
+from skinscan_common.services import predictions
 from skinscan_common.storage import ObjectStore
 
 
@@ -73,8 +75,20 @@ def test_filter_by_verdict(client: TestClient, register: Any, make_prediction: A
         _b64({"t": "2026-01-01T00:00:00", "id": "00000000-0000-0000-0000-000000000000"}),
         _b64(["not", "an", "object"]),
         _b64("text"),
+        # Dates whose UTC time falls off the calendar: they overflow when converted.
+        _b64({"t": "0001-01-01T00:00:00+01:00", "id": "00000000-0000-0000-0000-000000000000"}),
+        _b64({"t": "9999-12-31T23:59:59-01:00", "id": "00000000-0000-0000-0000-000000000000"}),
     ],
-    ids=["not-base64-json", "number-id", "number-time", "naive-time", "list", "string"],
+    ids=[
+        "not-base64-json",
+        "number-id",
+        "number-time",
+        "naive-time",
+        "list",
+        "string",
+        "before-year-1",
+        "after-year-9999",
+    ],
 )
 def test_bad_cursor(client: TestClient, register: Any, cursor: str) -> None:
     ada = register()
@@ -98,6 +112,25 @@ def test_get_with_short_lived_urls(client: TestClient, register: Any, make_predi
     assert _local_get(client, body["overlay_url"]).content == b"PNG-over"
     tampered = body["image_url"].replace(".jpg?", ".png?")
     assert _local_get(client, tampered).status_code == 403
+
+
+def test_a_failed_prediction_links_to_no_photo(
+    client: TestClient, register: Any, session: Session, store: ObjectStore
+) -> None:
+    """What was uploaded for a failed prediction may be what was refused (a page or an SVG sent
+    as the photo): the answer says why and links to nothing."""
+    ada = register()
+    answer = client.post("/v1/uploads", json={"content_type": "image/png"}, headers=ada["headers"])
+    key = answer.json()["upload"]["key"]
+    store.put(key, b"<svg xmlns='http://www.w3.org/2000/svg'><script>1</script></svg>", "image/png")
+    row = session.get(Prediction, uuid.UUID(answer.json()["id"]))
+    assert row is not None
+    predictions.record_failure(row, "The file is not an image we can read.")
+    session.commit()
+    body = client.get(f"/v1/predictions/{row.id}", headers=ada["headers"]).json()
+    assert body["status"] == "failed" and body["error"] == "The file is not an image we can read."
+    assert body["image_url"] is None
+    assert body["heatmap_url"] is None and body["overlay_url"] is None
 
 
 def test_delete_removes_objects(

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx2
 import pytest
 from fastapi.testclient import TestClient
 from moto.server import ThreadedMotoServer
+from sqlalchemy import select
 
 from skinscan_common.config import Settings
+from skinscan_common.db import Prediction, get_engine, session_factory
+from skinscan_common.deps import endpoint_client
 from skinscan_common.s3events import etag_of
-from skinscan_common.storage import ObjectNotFoundError, build_object_store
+from skinscan_common.services import predictions
+from skinscan_common.storage import ObjectNotFoundError, build_object_store, image_key
 from skinscan_common.storage.s3 import S3ObjectStore
+from tests.integration.conftest import result
 from tests.support.net import free_port
+
+#: Nothing listens there: every request to it is refused at once.
+CLOSED_PORT_URL = "http://127.0.0.1:9"
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +130,112 @@ def test_urls_on_aws_name_the_bucket_s_region(monkeypatch: pytest.MonkeyPatch) -
     regional = "https://skinscan-dev-1-eu-west-1.s3.eu-west-1.amazonaws.com/"
     assert store.url("uploads/guest/x.jpg").startswith(regional)
     assert store.presign_post("uploads/guest/x", ["image/jpeg"], 1000).url == regional
+
+
+def _policy_conditions(fields: dict[str, str]) -> list[Any]:
+    return json.loads(base64.b64decode(fields["policy"]))["conditions"]
+
+
+def test_presigned_post_allows_one_exact_type(s3_store: S3ObjectStore) -> None:
+    """A prefix such as ``image/`` would let image/svg+xml through (a script the browser runs
+    when the photo's URL is opened); a policy cannot allow two types, so the form takes one."""
+    post = s3_store.presign_post("uploads/guest/x", ["image/jpeg", "image/png"], max_bytes=1000)
+    conditions = _policy_conditions(post.fields)
+    assert not [c for c in conditions if isinstance(c, list) and c[0] == "starts-with"]
+    assert {"Content-Type": "image/jpeg"} in conditions
+    assert ["content-length-range", 1, 1000] in conditions
+    assert post.fields["Content-Type"] == "image/jpeg" and post.content_types == ("image/jpeg",)
+    png = s3_store.presign_post("uploads/guest/y", ["image/png"], max_bytes=1000)
+    assert {"Content-Type": "image/png"} in _policy_conditions(png.fields)
+    assert png.content_types == ("image/png",)
+
+
+def test_upload_form_on_s3_says_the_one_type_it_takes(
+    moto_endpoint: str, s3_store: S3ObjectStore, settings: Settings
+) -> None:
+    """``POST /v1/uploads`` with no type asked for: the S3 form takes JPEG, and says so."""
+    from skinscan.local_stack import create_app
+
+    s3_settings = settings.model_copy(
+        update={
+            "storage_backend": "s3",
+            "bucket": s3_store.bucket,
+            "s3_endpoint_url": moto_endpoint,
+        }
+    )
+    with TestClient(create_app(s3_settings, apply_migrations=False)) as client:
+        answer = client.post("/v1/uploads")
+        assert answer.status_code == 201, answer.text
+        form = answer.json()["upload"]
+        assert form["content_types"] == ["image/jpeg"]
+        assert form["fields"]["Content-Type"] == "image/jpeg"
+        assert {"Content-Type": "image/jpeg"} in _policy_conditions(form["fields"])
+        png = client.post("/v1/uploads", json={"content_type": "image/png"}).json()["upload"]
+        assert png["content_types"] == ["image/png"]
+        assert {"Content-Type": "image/png"} in _policy_conditions(png["fields"])
+
+
+class _CannedEndpoint:
+    """The model's answer to any photo (the store is what these tests are about)."""
+
+    def predict_image(self, image: bytes, content_type: str) -> dict[str, Any]:
+        return {**result(), "heatmap_png": b"\x89PNG heat", "overlay_png": b"\x89PNG over"}
+
+
+@pytest.fixture
+def storage_down(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    """The whole app with its bucket behind a closed port."""
+    from skinscan.local_stack import create_app
+
+    # One refused connection per call, not botocore's default retries with their back-off.
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    down = settings.model_copy(
+        update={
+            "storage_backend": "s3",
+            "bucket": "skinscan-down",
+            "s3_endpoint_url": CLOSED_PORT_URL,
+        }
+    )
+    app = create_app(down, apply_migrations=False)
+    app.dependency_overrides[endpoint_client] = _CannedEndpoint
+    # What the client sees, as in service: a 500 too, not the exception raised into the test.
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def _assert_storage_unavailable(response: httpx2.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "storage_unavailable"
+    assert response.headers["Retry-After"] == "5"
+
+
+@pytest.mark.parametrize("request_", ["POST /v1/predict", "GET report.pdf", "DELETE"])
+def test_storage_down_is_a_503_to_retry(
+    storage_down: TestClient, settings: Settings, request_: str
+) -> None:
+    client = storage_down
+    reg = client.post(
+        "/v1/auth/register", json={"email": "s3down@example.com", "password": "a long passphrase"}
+    ).json()
+    headers = {"Authorization": f"Bearer {reg['tokens']['access_token']}"}
+    user_id = uuid.UUID(reg["user"]["id"])
+    sessions = session_factory(get_engine(settings.database_url))
+    with sessions() as session:
+        pid = uuid.uuid4()
+        row = predictions.create_pending(
+            session, image_key=image_key(pid, user_id, "jpg"), owner_id=user_id, prediction_id=pid
+        )
+        predictions.record_result(row, result())
+        session.commit()
+
+    if request_ == "POST /v1/predict":
+        photo = {"image": ("a.jpg", b"\xff\xd8\xff a photo", "image/jpeg")}
+        _assert_storage_unavailable(client.post("/v1/predict", files=photo, headers=headers))
+    elif request_ == "GET report.pdf":
+        report = client.get(f"/v1/predictions/{pid}/report.pdf", headers=headers)
+        _assert_storage_unavailable(report)
+    else:
+        _assert_storage_unavailable(client.delete(f"/v1/predictions/{pid}", headers=headers))
+    with sessions() as session:
+        # Nothing half done: no new scan kept without its photo, no deletion without its objects.
+        assert session.scalars(select(Prediction.id)).all() == [pid]

@@ -81,6 +81,27 @@ class PayloadTooLargeError(AppError):
     code = "payload_too_large"
 
 
+#: Seconds a client is asked to wait before trying again when a service SkinScan uses is down.
+RETRY_AFTER_S = 5
+
+
+class StorageUnavailableError(AppError):
+    """The object store did not answer, or answered that it is busy or failing (S3 unreachable,
+    timed out, 5xx, ``SlowDown``): 503 with Retry-After, as for the database, since trying again
+    shortly can succeed. The store's own error is the ``__cause__``."""
+
+    status_code = 503
+    code = "storage_unavailable"
+
+    def __init__(
+        self,
+        message: str = "photo storage is unavailable right now; please try again shortly",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("headers", {"Retry-After": str(RETRY_AFTER_S)})
+        super().__init__(message, **kwargs)
+
+
 def error_response(
     status_code: int,
     code: str,
@@ -123,6 +144,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
         return error_response(exc.status_code, exc.code, exc.message, exc.headers)
 
+    @app.exception_handler(StorageUnavailableError)
+    async def _storage_unavailable(_request: Request, exc: StorageUnavailableError) -> JSONResponse:
+        # The answer names no cause; the log keeps the store's own error for operators.
+        cause = exc.__cause__ or exc
+        logger.exception(
+            "the object store did not answer", extra={"error_type": type(cause).__name__}
+        )
+        return error_response(exc.status_code, exc.code, exc.message, exc.headers)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "error")
@@ -151,7 +181,7 @@ def install_error_handlers(app: FastAPI) -> None:
             "the database is unavailable right now; please try again shortly"
             if database
             else "a service SkinScan depends on did not answer; please try again shortly",
-            {"Retry-After": "5"},
+            {"Retry-After": str(RETRY_AFTER_S)},
         )
 
     @app.exception_handler(Exception)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -21,10 +21,12 @@ from skinscan_common.schemas import (
     PredictionView,
 )
 from skinscan_common.security.tokens import hash_token
-from skinscan_common.storage import ObjectStore
+from skinscan_common.storage import ObjectStore, results_prefix
 
 MAX_PAGE = 100
 NOT_FOUND = "prediction not found"
+#: The longest ``error`` a prediction keeps.
+MAX_ERROR = 2000
 
 
 def encode_cursor(created_at: datetime, prediction_id: uuid.UUID) -> str:
@@ -41,8 +43,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         created_at = datetime.fromisoformat(data["t"])
         if created_at.tzinfo is None:
             raise ValueError("naive")
-        return created_at, uuid.UUID(data["id"])
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        # In UTC here: a tampered date at the calendar's edge (0001-01-01T00:00+01:00) overflows
+        # when converted, which must be this 400, not a 500 where the query binds it.
+        return created_at.astimezone(UTC), uuid.UUID(data["id"])
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
         # AttributeError: uuid.UUID() given a number instead of a string.
         raise AppError("invalid cursor", code="invalid_cursor") from exc
 
@@ -111,8 +115,11 @@ def view(row: Prediction, store: ObjectStore, url_ttl_s: int) -> PredictionView:
     # Heatmaps belong to an answer: a prediction being scored again (its photo replaced) or
     # failed may still name the last answer's files, which must not be shown with it.
     answered = row.status == "done"
+    # A failed prediction's upload may be what was refused: not an image (a page or an SVG sent
+    # as the photo), which a link would serve to whoever opens it. There is no photo to show.
+    photo = row.image_key if row.status != "failed" else None
     urls = {
-        "image_url": store.url(row.image_key, url_ttl_s) if row.image_key else None,
+        "image_url": store.url(photo, url_ttl_s) if photo else None,
         "heatmap_url": (
             store.url(row.heatmap_key, url_ttl_s) if answered and row.heatmap_key else None
         ),
@@ -132,12 +139,21 @@ def view(row: Prediction, store: ObjectStore, url_ttl_s: int) -> PredictionView:
 
 
 def delete(session: Session, store: ObjectStore, row: Prediction) -> None:
-    """Delete the stored objects, then the row."""
-    for key in (row.image_key, row.heatmap_key, row.overlay_key):
-        if key:
-            store.delete(key)
+    """Delete the row, then its objects: those it names and its whole results folder.
+
+    The row goes first, so a scorer completing it meanwhile cannot leave heatmaps behind: one
+    that wrote its row first is waited for (its heatmaps are then in the folder deleted next),
+    one that comes after finds the row gone and deletes what it wrote (services.scoring). The
+    folder, not only the keys on the row: a scorer writes the heatmaps before it records them.
+    An object that cannot be deleted fails the call, and the caller's rollback keeps the row.
+    """
+    keys = [key for key in (row.image_key, row.heatmap_key, row.overlay_key) if key]
+    folder = results_prefix(row.id, row.owner_id)
     session.delete(row)
     session.flush()
+    for key in keys:
+        store.delete(key)
+    store.delete_prefix(folder)
     logger.info("prediction deleted", extra={"prediction_id": str(row.id)})
 
 
@@ -207,6 +223,6 @@ def reopen(row: Prediction) -> Prediction:
 def record_failure(row: Prediction, error: str) -> Prediction:
     """Mark a prediction ``failed`` with a message safe to show."""
     row.status = "failed"
-    row.error = error[:2000]
+    row.error = error[:MAX_ERROR]
     row.completed_at = utcnow()
     return row

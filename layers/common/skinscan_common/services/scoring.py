@@ -18,9 +18,11 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from skinscan_common.db.models import Prediction
 from skinscan_common.errors import AppError, ConflictError, NotFoundError, UnauthorizedError
+from skinscan_common.observability import logger
 from skinscan_common.s3events import etag_of
 from skinscan_common.schemas import PredictionResult
 from skinscan_common.services import predictions
@@ -94,8 +96,9 @@ def data_url(png: bytes | None) -> str | None:
 
 
 def _put_heatmaps(
-    store: ObjectStore, row: Prediction, scored: ScoredImage
+    store: ObjectStore, row: Prediction, scored: ScoredImage, written: list[str]
 ) -> tuple[str | None, str | None]:
+    """Store the PNGs; each key is added to ``written`` once it is there."""
     keys: list[str | None] = []
     for png, key in (
         (scored.heatmap_png, heatmap_key(row.id, row.owner_id)),
@@ -103,11 +106,23 @@ def _put_heatmaps(
     ):
         if png:
             store.put(key, png, PNG)
+            written.append(key)
         keys.append(key if png else None)
     return keys[0], keys[1]
 
 
-def _no_such_owner(exc: DBAPIError) -> bool:
+def _delete_quietly(store: ObjectStore, keys: list[str]) -> None:
+    """Undo writes after a failure, which is what gets raised, not a failure to clean up."""
+    for key in keys:
+        try:
+            store.delete(key)
+        except Exception:
+            logger.exception(
+                "could not delete an object written before a failure", extra={"key": key}
+            )
+
+
+def foreign_key_violation(exc: DBAPIError) -> bool:
     """A foreign-key violation: pg8000 reports SQLSTATE 23503 as a ProgrammingError, SQLite as
     an IntegrityError."""
     details = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
@@ -144,7 +159,7 @@ def store_prediction(
             source_etag=etag_of(image),  # the bytes this answer came from (their event: no-op)
         )
     except DBAPIError as exc:
-        if not _no_such_owner(exc):
+        if not foreign_key_violation(exc):
             raise
         session.rollback()
         raise UnauthorizedError("account no longer exists", code="account_deleted") from exc
@@ -152,13 +167,11 @@ def store_prediction(
     try:
         store.put(photo_key, image, content_type)
         written.append(photo_key)
-        hm_key, ov_key = _put_heatmaps(store, row, scored)
-        written += [key for key in (hm_key, ov_key) if key]
+        hm_key, ov_key = _put_heatmaps(store, row, scored, written)
         predictions.record_result(row, scored.result, heatmap_key=hm_key, overlay_key=ov_key)
         session.flush()
     except BaseException:
-        for key in written:
-            store.delete(key)
+        _delete_quietly(store, written)
         raise
     return row
 
@@ -190,7 +203,8 @@ def score_stored_object(
     ``score(image, content_type)`` is the model; an :class:`AppError` with a 4xx status from it
     (an unreadable image) marks the row ``failed`` and comes back in the outcome, so the caller
     can commit the row and still answer 4xx. A row already ``done`` is answered as it is:
-    retried invocations do no work twice.
+    retried invocations do no work twice. A row deleted while the model ran (its owner deleted
+    the prediction) is :class:`NotFoundError`, and the heatmaps written for it are deleted.
     """
     try:
         pid = uuid.UUID(str(prediction_id))
@@ -214,13 +228,33 @@ def score_stored_object(
         if exc.status_code >= 500:
             raise
         predictions.record_failure(row, exc.message)
-        session.flush()
+        _flush_unless_deleted(session, pid)
         return ScoreOutcome(row=row, answer=None, error=exc)
     scored = split_answer(answer)
-    hm_key, ov_key = _put_heatmaps(store, row, scored)
-    predictions.record_result(row, scored.result, heatmap_key=hm_key, overlay_key=ov_key)
-    # Recorded with the answer, in one commit: an upload event for other bytes (the form used
-    # again) then sees at once that this answer is not theirs.
-    row.source_etag = etag_of(image)
-    session.flush()
+    written: list[str] = []
+    try:
+        hm_key, ov_key = _put_heatmaps(store, row, scored, written)
+        predictions.record_result(row, scored.result, heatmap_key=hm_key, overlay_key=ov_key)
+        # Recorded with the answer, in one commit: an upload event for other bytes (the form
+        # used again) then sees at once that this answer is not theirs.
+        row.source_etag = etag_of(image)
+        _flush_unless_deleted(session, pid)
+    except BaseException:
+        # Nothing would ever delete the PNGs of a row that is gone (or an answer not recorded:
+        # a retry writes them again). Once the flush succeeded the row is locked until commit,
+        # so a deletion waits for it and then deletes the results folder itself.
+        _delete_quietly(store, written)
+        raise
     return ScoreOutcome(row=row, answer=scored.result.model_dump())
+
+
+def _flush_unless_deleted(session: Session, prediction_id: uuid.UUID) -> None:
+    """Write the row; :class:`NotFoundError` when it was deleted meanwhile (no row updated)."""
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        session.rollback()
+        logger.info(
+            "prediction deleted while it was scored", extra={"prediction_id": str(prediction_id)}
+        )
+        raise NotFoundError("prediction not found", code="prediction_deleted") from exc

@@ -23,11 +23,14 @@ Two uploads the product did not plan for, since a presigned form stays valid for
 
 * the form used again after its photo was scored (a new ETag for a ``done`` prediction) -> the
   prediction is scored again, so the verdict and heatmap shown always belong to the photo kept;
+  also when the photo sent again is one sent before (A, B, then A: the third event's ETag is the
+  first's, whose event is ``done``), since the prediction then holds B's outcome;
 * an event for bytes the object no longer holds (its ETag is not the object's ETag now: the
   form was used again and this event is the older one, however late it comes) -> closed
   unscored; the newer bytes have their own event, which scores them;
-* the form used after its prediction or its owner's account was deleted -> the photo is
-  deleted, not kept without an owner.
+* the form used after its prediction or its owner's account was deleted, or the prediction
+  deleted while the photo is scored -> the photo and any heatmaps written for it are deleted,
+  not kept without an owner.
 """
 
 from __future__ import annotations
@@ -38,17 +41,18 @@ from datetime import timedelta
 from typing import Literal
 
 from sqlalchemy import Engine, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from skinscan_common.db.engine import session_scope
 from skinscan_common.db.models import Prediction, UploadEvent, utcnow
 from skinscan_common.endpoint import EndpointClient, EndpointError
-from skinscan_common.errors import AppError
+from skinscan_common.errors import AppError, StorageUnavailableError
 from skinscan_common.observability import logger
 from skinscan_common.s3events import S3Object
 from skinscan_common.services import predictions
+from skinscan_common.services.scoring import foreign_key_violation
 from skinscan_common.services.uploads import is_form_upload_key, prediction_id_of
-from skinscan_common.storage import ObjectStore
+from skinscan_common.storage import GUEST, ObjectStore, results_prefix
 
 Outcome = Literal["scored", "duplicate", "ignored", "rejected", "discarded", "superseded"]
 
@@ -81,6 +85,13 @@ def _claim(ctx: UploadContext, obj: S3Object, prediction_id: uuid.UUID) -> str:
     """``claimed``, ``done`` (scored before), ``in_flight`` (someone else) or ``gone``."""
     now = utcnow()
     until = now + timedelta(seconds=ctx.claim_s)
+    taking = {
+        "status": "processing",
+        "owner": ctx.invocation_id,
+        "leased_until": until,
+        "attempts": UploadEvent.attempts + 1,
+        "updated_at": now,
+    }
     try:
         with session_scope(ctx.db) as session:
             session.add(
@@ -96,8 +107,11 @@ def _claim(ctx: UploadContext, obj: S3Object, prediction_id: uuid.UUID) -> str:
                 )
             )
         return "claimed"
-    except IntegrityError:
-        pass  # seen before (or the prediction vanished): take it over if that is allowed
+    except DBAPIError as exc:
+        # Seen before (the key exists), or the prediction vanished (the reference to it fails:
+        # pg8000 reports that as a ProgrammingError); either way, look below.
+        if not isinstance(exc, IntegrityError) and not foreign_key_violation(exc):
+            raise
     with session_scope(ctx.db) as session:
         taken = session.execute(
             update(UploadEvent)
@@ -110,18 +124,70 @@ def _claim(ctx: UploadContext, obj: S3Object, prediction_id: uuid.UUID) -> str:
                     UploadEvent.owner == ctx.invocation_id,
                 ),
             )
-            .values(
-                status="processing",
-                owner=ctx.invocation_id,
-                leased_until=until,
-                attempts=UploadEvent.attempts + 1,
-                updated_at=now,
-            )
+            .values(**taking)
         ).rowcount
         if taken:
             return "claimed"
         status = session.scalar(select(UploadEvent.status).where(*_pk(obj)))
+    if status == "done" and _sent_again(ctx, obj, prediction_id):
+        with session_scope(ctx.db) as session:
+            # Only one delivery takes it again; the others find it in flight and retry later.
+            taken = session.execute(
+                update(UploadEvent).where(*_pk(obj), UploadEvent.status == "done").values(**taking)
+            ).rowcount
+        return "claimed" if taken else "in_flight"
     return {"done": "done", None: "gone"}.get(status, "in_flight")
+
+
+def _sent_again(ctx: UploadContext, obj: S3Object, prediction_id: uuid.UUID) -> bool:
+    """This done event's bytes were sent again with the form, after other bytes changed the
+    prediction: the object holds them now and the prediction does not hold their outcome.
+
+    A duplicate delivery finds its own outcome there (the answer for these bytes, or their
+    refusal) and stays a no-op.
+    """
+    with session_scope(ctx.db) as session:
+        row = session.get(Prediction, prediction_id)
+        event = session.get(UploadEvent, (obj.bucket, obj.key, obj.etag))
+        if row is None or event is None:
+            return False
+        if row.status == "done":
+            # None: scored before source_etag was recorded, taken as it is.
+            own = row.source_etag in (None, obj.etag)
+        elif row.status == "failed":
+            # This event's own refusal; not one it never gave (it scored or was superseded).
+            own = event.error is not None and row.error == event.error[: predictions.MAX_ERROR]
+        else:
+            own = False  # pending: no outcome at all (this event was superseded, say)
+    if own:
+        return False
+    try:
+        current = ctx.store.etag(obj.key)
+    except StorageUnavailableError:
+        raise  # the delivery is retried, rather than this photo left with another's outcome
+    except Exception:
+        # As in handle_upload (S3 may answer 403 for a missing key): no proof it is back.
+        logger.warning("could not read the object's ETag", extra={"key": obj.key}, exc_info=True)
+        return False
+    if current != obj.etag:
+        return False
+    logger.info(
+        "photo sent again after another; scoring it again",
+        extra={"key": obj.key, "etag": obj.etag, "prediction_etag": row.source_etag},
+    )
+    return True
+
+
+def _discard(ctx: UploadContext, obj: S3Object, prediction_id: uuid.UUID) -> Outcome:
+    """The photo of a deleted prediction (its form outlived it): delete it, and any heatmaps
+    a scorer wrote for it, which nothing else would ever delete."""
+    owner = obj.key.split("/")[1]  # uploads/{owner}/{id}: prediction_id_of checked the shape
+    ctx.store.delete(obj.key)
+    ctx.store.delete_prefix(
+        results_prefix(prediction_id, None if owner == GUEST else uuid.UUID(owner))
+    )
+    logger.info("upload for a deleted prediction, photo deleted", extra={"key": obj.key})
+    return "discarded"
 
 
 def _finish(
@@ -148,6 +214,11 @@ def _release_quietly(ctx: UploadContext, obj: S3Object, error: str) -> None:
         _finish(ctx, obj, "failed", error)
     except Exception:  # the database may be the thing that is down; the claim then expires
         logger.exception("could not release the upload claim", extra={"key": obj.key})
+
+
+def _exists(ctx: UploadContext, prediction_id: uuid.UUID) -> bool:
+    with session_scope(ctx.db) as session:
+        return session.get(Prediction, prediction_id) is not None
 
 
 def _replaced_after_scoring(row: Prediction, obj: S3Object) -> bool:
@@ -193,13 +264,13 @@ def handle_upload(obj: S3Object, ctx: UploadContext) -> Outcome:
     with session_scope(ctx.db) as session:
         row = session.get(Prediction, prediction_id)
         if row is None and is_form_upload_key(obj.key):
-            ctx.store.delete(obj.key)
-            logger.info("upload for a deleted prediction, photo deleted", extra=log)
-            return "discarded"
+            return _discard(ctx, obj, prediction_id)
         if row is None or row.image_key != obj.key:
             logger.warning("no prediction for this upload, ignored", extra=log)
             return "ignored"
     claim = _claim(ctx, obj, prediction_id)
+    if claim == "gone" and is_form_upload_key(obj.key):
+        return _discard(ctx, obj, prediction_id)  # deleted since it was read above
     if claim in ("done", "gone"):
         logger.info("duplicate upload event, already handled", extra=log)
         return "duplicate" if claim == "done" else "ignored"
@@ -243,6 +314,9 @@ def handle_upload(obj: S3Object, ctx: UploadContext) -> Outcome:
         # A refusal for what the photo is stands: its event is done, so a duplicate delivery
         # does not call the model again. Anything else may succeed on a retry.
         _finish(ctx, obj, "done" if permanent else "failed", reason, failure=reason)
+        if permanent and is_form_upload_key(obj.key) and not _exists(ctx, prediction_id):
+            # Deleted while it was scored: the scorer deleted its heatmaps; the photo goes too.
+            return _discard(ctx, obj, prediction_id)
         if permanent:
             logger.info("upload refused by the model", extra={**log, "reason": reason})
             return "rejected"

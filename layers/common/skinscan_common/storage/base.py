@@ -39,12 +39,17 @@ def validate_prefix(prefix: str) -> str:
 
 @dataclass(frozen=True)
 class PresignedPost:
-    """Where and how a browser uploads one object: POST ``fields`` + ``file`` to ``url``."""
+    """Where and how a browser uploads one object: POST ``fields`` + ``file`` to ``url``.
+
+    ``content_types``: the types the form takes, where the backend took fewer than it was asked
+    for (an S3 form takes one); empty when it takes them all.
+    """
 
     url: str
     fields: dict[str, str] = field(default_factory=dict)
     key: str = ""
     expires_in: int = 0
+    content_types: tuple[str, ...] = ()
 
 
 class ObjectStore(ABC):
@@ -92,4 +97,8 @@ class ObjectStore(ABC):
         max_bytes: int,
         expires: int = 300,
     ) -> PresignedPost:
-        """A browser upload form for exactly ``key``, limited in type and size."""
+        """A browser upload form for exactly ``key``, limited in type and size.
+
+        Each type allowed is allowed exactly (never a prefix such as ``image/``); a backend that
+        can allow only one takes the first and says so in ``PresignedPost.content_types``.
+        """

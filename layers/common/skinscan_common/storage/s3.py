@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from skinscan_common.errors import StorageUnavailableError
 from skinscan_common.storage.base import (
     ObjectNotFoundError,
     ObjectStore,
@@ -16,6 +19,35 @@ from skinscan_common.storage.base import (
     validate_key,
     validate_prefix,
 )
+
+# S3's answers that mean "busy or failing, try again shortly" (any 5xx is taken so too).
+# RequestTimeout is a 400: the connection idled mid-request.
+_BUSY_CODES = frozenset(
+    {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling"}
+)
+
+
+def _busy(exc: ClientError) -> bool:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in _BUSY_CODES or (isinstance(status, int) and status >= 500)
+
+
+@contextmanager
+def _answered() -> Iterator[None]:
+    """S3 unreachable, timed out or busy -> :class:`StorageUnavailableError` (503, retry).
+
+    botocore's own errors would answer 500 (errors.py knows no botocore); any other S3 answer
+    (403, NoSuchBucket: a misconfiguration, not an outage) is raised as it is.
+    """
+    try:
+        yield
+    except (BotoConnectionError, HTTPClientError, IncompleteReadError) as exc:
+        raise StorageUnavailableError() from exc
+    except ClientError as exc:
+        if _busy(exc):
+            raise StorageUnavailableError() from exc
+        raise
 
 
 class S3ObjectStore(ObjectStore):
@@ -42,26 +74,29 @@ class S3ObjectStore(ObjectStore):
         )
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        self.client.put_object(
-            Bucket=self.bucket, Key=validate_key(key), Body=data, ContentType=content_type
-        )
+        with _answered():
+            self.client.put_object(
+                Bucket=self.bucket, Key=validate_key(key), Body=data, ContentType=content_type
+            )
 
     def _head(self, key: str) -> dict[str, Any] | None:
-        try:
-            return self.client.head_object(Bucket=self.bucket, Key=validate_key(key))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
+        with _answered():
+            try:
+                return self.client.head_object(Bucket=self.bucket, Key=validate_key(key))
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return None
+                raise
 
     def get(self, key: str) -> bytes:
-        try:
-            obj = self.client.get_object(Bucket=self.bucket, Key=validate_key(key))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-                raise ObjectNotFoundError(key) from exc
-            raise
-        return obj["Body"].read()
+        with _answered():
+            try:
+                obj = self.client.get_object(Bucket=self.bucket, Key=validate_key(key))
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                    raise ObjectNotFoundError(key) from exc
+                raise
+            return obj["Body"].read()
 
     def content_type(self, key: str) -> str:
         head = self._head(key)
@@ -77,19 +112,21 @@ class S3ObjectStore(ObjectStore):
         return None if head is None else str(head.get("ETag", "")).strip('"') or None
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=validate_key(key))
+        with _answered():
+            self.client.delete_object(Bucket=self.bucket, Key=validate_key(key))
 
     def delete_prefix(self, prefix: str) -> int:
         validate_prefix(prefix)
         count = 0
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            for i in range(0, len(keys), 1000):
-                self.client.delete_objects(
-                    Bucket=self.bucket, Delete={"Objects": keys[i : i + 1000], "Quiet": True}
-                )
-            count += len(keys)
+        with _answered():
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+                for i in range(0, len(keys), 1000):
+                    self.client.delete_objects(
+                        Bucket=self.bucket, Delete={"Objects": keys[i : i + 1000], "Quiet": True}
+                    )
+                count += len(keys)
         return count
 
     def url(self, key: str, expires: int = 300) -> str:
@@ -107,32 +144,27 @@ class S3ObjectStore(ObjectStore):
         expires: int = 300,
     ) -> PresignedPost:
         validate_key(key)
-        types = list(content_types)
-        conditions: list[Any] = [["content-length-range", 1, int(max_bytes)]]
-        fields: dict[str, str] = {}
-        if len(types) == 1:
-            fields["Content-Type"] = types[0]
-            conditions.append({"Content-Type": types[0]})
-        else:
-            # S3 policies cannot list alternatives; allow the common prefix, checked later.
-            conditions.append(["starts-with", "$Content-Type", _common_prefix(types)])
+        if not content_types:
+            raise ValueError("an upload form needs a content type")
+        # Exactly one type: a policy cannot allow two (its conditions all apply) and a prefix
+        # such as "image/" lets image/svg+xml through, which a browser runs when the photo's URL
+        # is opened. Of several, the form takes the first; the content is sniffed when scored,
+        # so a PNG sent with a JPEG form is still read (and shown) as the PNG it is.
+        content_type = content_types[0]
         post = self.client.generate_presigned_post(
             Bucket=self.bucket,
             Key=key,
-            Fields=fields or None,
-            Conditions=conditions,
+            Fields={"Content-Type": content_type},
+            Conditions=[
+                ["content-length-range", 1, int(max_bytes)],
+                {"Content-Type": content_type},
+            ],
             ExpiresIn=int(expires),
         )
         return PresignedPost(
-            url=post["url"], fields=dict(post["fields"]), key=key, expires_in=int(expires)
+            url=post["url"],
+            fields=dict(post["fields"]),
+            key=key,
+            expires_in=int(expires),
+            content_types=(content_type,),
         )
-
-
-def _common_prefix(values: list[str]) -> str:
-    if not values:
-        return ""
-    first, last = min(values), max(values)
-    i = 0
-    while i < min(len(first), len(last)) and first[i] == last[i]:
-        i += 1
-    return first[:i]
