@@ -102,8 +102,9 @@ def _heatmaps(card: ModelCard, heatmaps: dict | None, plots_dir: str) -> list[st
     return [
         "",
         "## What the heatmap shows",
-        f"The heatmap is Grad-CAM of the most likely diagnosis on layer4's {_grid(card)} grid, "
-        f"scaled up to the photo. {heatmaps['summary']} (`bench/heatmap_check.py`: the lesion "
+        "The heatmap is Grad-CAM of the call made (of p_malignant for a malignant answer, of "
+        f"1 - p_malignant for a benign one) on layer4's {_grid(card)} grid, scaled up to the "
+        f"photo. {heatmaps['summary']} (`bench/heatmap_check.py`: the lesion "
         f"outline is a rough one, the dark region near the middle.) {_lean_note(heatmaps)}: "
         f"[experiments]({plots_dir}/experiments.md).",
         "",
