@@ -220,6 +220,57 @@ def test_a_scorer_completing_the_row_during_its_deletion_leaves_no_heatmaps(
     assert scorer_raised  # it found the row gone
 
 
+def test_a_scan_scored_while_its_account_is_deleted_leaves_no_heatmaps(
+    client: TestClient,
+    register: Any,
+    store: ObjectStore,
+    endpoint: StandInEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As above, for a whole account: the deletion's objects go after its rows, so a scorer that
+    stores its answer after the account's folders were emptied finds its row gone and cleans up."""
+    ada = register()
+    owner = uuid.UUID(ada["user"]["id"])
+    prediction_id, key = _form(client, ada["headers"])
+    _send(store, key, PHOTO_A)
+    in_model, objects_deleted = threading.Event(), threading.Event()
+
+    def model_waits_for_the_deletion() -> None:
+        in_model.set()
+        objects_deleted.wait(timeout=5)
+
+    scorer_raised: list[BaseException] = []
+
+    def score() -> None:
+        try:
+            endpoint.score_object(store.bucket, key, str(prediction_id))
+        except BaseException as exc:  # the row is gone
+            scorer_raised.append(exc)
+
+    endpoint.during = model_waits_for_the_deletion
+    scorer = threading.Thread(target=score)
+    scorer.start()
+    assert in_model.wait(timeout=30)
+    real_delete_prefix = store.delete_prefix
+
+    def then_the_scorer_stores_its_answer(prefix: str) -> int:
+        count = real_delete_prefix(prefix)
+        if prefix.startswith("results/"):
+            objects_deleted.set()
+            scorer.join(timeout=1.0)
+        return count
+
+    monkeypatch.setattr(store, "delete_prefix", then_the_scorer_stores_its_answer)
+    gone = client.request(
+        "DELETE", "/v1/auth/me", json={"password": ada["password"]}, headers=ada["headers"]
+    )
+    assert gone.status_code == 204
+    scorer.join(timeout=30)
+    assert not scorer.is_alive() and endpoint.calls == 1
+    assert _left_behind(store, prediction_id, owner) == []
+    assert scorer_raised  # it found the row gone
+
+
 def test_the_form_used_again_with_an_earlier_photo_scores_it_again(
     client: TestClient,
     store: ObjectStore,

@@ -308,17 +308,20 @@ def delete_account(
         for key in row
         if key
     ]
+    # Rows first, objects after: a photo being scored meanwhile either wrote its heatmaps
+    # before its row was deleted here (they are in the folders deleted below), or finds its row
+    # gone when it records the answer (it waits for this transaction) and deletes them itself.
+    session.execute(Prediction.__table__.delete().where(Prediction.owner_id == user.id))
+    session.execute(RefreshToken.__table__.delete().where(RefreshToken.user_id == user.id))
+    throttle.clear(session, user.email)  # nothing may say this address had an account
+    session.delete(user)
+    session.flush()
     prefixes = user_prefixes(user.id)
     deleted = sum(store.delete_prefix(prefix) for prefix in prefixes)
     for key in keys:
         if not key.startswith(tuple(prefixes)):
             store.delete(key)
             deleted += 1
-    session.execute(Prediction.__table__.delete().where(Prediction.owner_id == user.id))
-    session.execute(RefreshToken.__table__.delete().where(RefreshToken.user_id == user.id))
-    throttle.clear(session, user.email)  # nothing may say this address had an account
-    session.delete(user)
-    session.flush()
     logger.info("account deleted", extra={"user_id": str(user.id), "objects": deleted})
     _add_metric("AccountDeleted")
     return deleted
