@@ -239,3 +239,15 @@ def test_storage_down_is_a_503_to_retry(
     with sessions() as session:
         # Nothing half done: no new scan kept without its photo, no deletion without its objects.
         assert session.scalars(select(Prediction.id)).all() == [pid]
+
+
+def test_s3_calls_give_up_in_seconds_not_minutes() -> None:
+    """A hanging S3 must become a 503 well inside a function's timeout: bounded waits and tries
+    (botocore's defaults: 60 s per read, up to 5 tries)."""
+    from skinscan_common.storage.s3 import S3ObjectStore
+
+    config = S3ObjectStore("a-bucket", region="eu-west-1").client.meta.config
+    assert config.connect_timeout <= 5 and config.read_timeout <= 10
+    assert config.retries["total_max_attempts"] <= 2
+    worst = config.retries["total_max_attempts"] * (config.connect_timeout + config.read_timeout)
+    assert worst < 29  # the predict function's timeout

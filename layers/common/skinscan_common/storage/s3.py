@@ -50,6 +50,12 @@ def _answered() -> Iterator[None]:
         raise
 
 
+#: How long an S3 call may wait to connect, and for each read; how many tries it gets.
+S3_CONNECT_TIMEOUT_S = 3.0
+S3_READ_TIMEOUT_S = 8.0
+S3_ATTEMPTS = 2
+
+
 class S3ObjectStore(ObjectStore):
     """One S3 bucket."""
 
@@ -70,7 +76,16 @@ class S3ObjectStore(ObjectStore):
             "s3",
             endpoint_url=endpoint_url,
             region_name=region,
-            config=Config(signature_version="s3v4", s3={"addressing_style": addressing}),
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": addressing},
+                # Bounded, like the model endpoint's client: an S3 that hangs is answered with a
+                # 503 to retry well inside a function's timeout (API Gateway gives up at 30 s),
+                # not after botocore's defaults (60 s per read, 5 tries).
+                connect_timeout=S3_CONNECT_TIMEOUT_S,
+                read_timeout=S3_READ_TIMEOUT_S,
+                retries={"mode": "standard", "total_max_attempts": S3_ATTEMPTS},
+            ),
         )
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
