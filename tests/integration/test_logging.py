@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +20,14 @@ from skinscan_common.config import Settings
 from skinscan_common.db import User, get_engine, session_factory
 from skinscan_common.observability import logger, logging_to, set_log_level
 from tests.support.apigw import http_event
+from tests.support.logs import forget_invocation_keys, lines  # noqa: F401 (a fixture)
 
 EMAIL = "bob.private@example.com"
 ARGON = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
 INTERNAL_ERROR = {"error": {"code": "internal_error", "message": "internal error"}}
-LAMBDA_KEYS = (
-    "cold_start",
-    "function_name",
-    "function_memory_size",
-    "function_arn",
-    "function_request_id",
-    "correlation_id",
-)
 
 
-def lines(buffer: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
-
-
-@pytest.fixture(autouse=True)
-def _forget_invocation_keys() -> Iterator[None]:
-    yield
-    logger.remove_keys(LAMBDA_KEYS)  # inject_lambda_context keeps them on the shared logger
+pytestmark = pytest.mark.usefixtures("forget_invocation_keys")
 
 
 @pytest.fixture

@@ -168,6 +168,48 @@ def test_deleting_a_prediction_deletes_heatmaps_it_does_not_name_yet(
     assert not store.exists(key)
 
 
+class HeldScorer:
+    """An upload being scored in a thread, held inside the model until ``release()``; the
+    deletions below release it right after they deleted a results folder."""
+
+    def __init__(self, endpoint: StandInEndpoint, store: ObjectStore, key: str, pid: uuid.UUID):
+        self.raised: list[BaseException] = []
+        in_model, self._released = threading.Event(), threading.Event()
+
+        def model_waits() -> None:
+            in_model.set()
+            self._released.wait(timeout=5)
+
+        def score() -> None:
+            try:
+                endpoint.score_object(store.bucket, key, str(pid))
+            except BaseException as exc:  # the row is gone: looked at by the tests
+                self.raised.append(exc)
+
+        endpoint.during = model_waits
+        self.thread = threading.Thread(target=score)
+        self.thread.start()
+        assert in_model.wait(timeout=30)
+
+    def release_after(self, delete_prefix: Any) -> Any:
+        """``delete_prefix`` that lets the scorer store its answer once a results folder is
+        deleted, and gives it long enough to do so when nothing holds its row; a deletion that
+        holds it (it deleted the row first) makes the scorer wait for its commit instead."""
+
+        def deleted_then_released(prefix: str) -> int:
+            count = delete_prefix(prefix)
+            if prefix.startswith("results/"):
+                self._released.set()
+                self.thread.join(timeout=1.0)
+            return count
+
+        return deleted_then_released
+
+    def finished(self) -> bool:
+        self.thread.join(timeout=30)
+        return not self.thread.is_alive()
+
+
 def test_a_scorer_completing_the_row_during_its_deletion_leaves_no_heatmaps(
     client: TestClient,
     register: Any,
@@ -183,41 +225,14 @@ def test_a_scorer_completing_the_row_during_its_deletion_leaves_no_heatmaps(
     owner = uuid.UUID(ada["user"]["id"])
     prediction_id, key = _form(client, ada["headers"])
     _send(store, key, PHOTO_A)
-    in_model, objects_deleted = threading.Event(), threading.Event()
-    scorer_raised: list[BaseException] = []
-
-    def model_waits_for_the_deletion() -> None:
-        in_model.set()
-        objects_deleted.wait(timeout=5)
-
-    def score() -> None:
-        try:
-            endpoint.score_object(store.bucket, key, str(prediction_id))
-        except BaseException as exc:  # the row is gone: looked at below
-            scorer_raised.append(exc)
-
-    endpoint.during = model_waits_for_the_deletion
-    scorer = threading.Thread(target=score)
-    scorer.start()
-    assert in_model.wait(timeout=30)
-    real_delete_prefix = store.delete_prefix
-
-    def then_the_scorer_stores_its_answer(prefix: str) -> int:
-        count = real_delete_prefix(prefix)
-        objects_deleted.set()
-        # Long enough to store the answer when nothing holds the row; a deletion that holds it
-        # (it deleted the row first) makes the scorer wait for its commit instead.
-        scorer.join(timeout=1.0)
-        return count
-
-    monkeypatch.setattr(store, "delete_prefix", then_the_scorer_stores_its_answer)
+    scorer = HeldScorer(endpoint, store, key, prediction_id)
+    monkeypatch.setattr(store, "delete_prefix", scorer.release_after(store.delete_prefix))
     deleted = client.delete(f"/v1/predictions/{prediction_id}", headers=ada["headers"])
     assert deleted.status_code == 204
-    scorer.join(timeout=30)
-    assert not scorer.is_alive() and endpoint.calls == 1
+    assert scorer.finished() and endpoint.calls == 1
     assert _row(session, prediction_id) is None
     assert _left_behind(store, prediction_id, owner) == []
-    assert scorer_raised  # it found the row gone
+    assert scorer.raised  # it found the row gone
 
 
 def test_a_scan_scored_while_its_account_is_deleted_leaves_no_heatmaps(
@@ -233,42 +248,15 @@ def test_a_scan_scored_while_its_account_is_deleted_leaves_no_heatmaps(
     owner = uuid.UUID(ada["user"]["id"])
     prediction_id, key = _form(client, ada["headers"])
     _send(store, key, PHOTO_A)
-    in_model, objects_deleted = threading.Event(), threading.Event()
-
-    def model_waits_for_the_deletion() -> None:
-        in_model.set()
-        objects_deleted.wait(timeout=5)
-
-    scorer_raised: list[BaseException] = []
-
-    def score() -> None:
-        try:
-            endpoint.score_object(store.bucket, key, str(prediction_id))
-        except BaseException as exc:  # the row is gone
-            scorer_raised.append(exc)
-
-    endpoint.during = model_waits_for_the_deletion
-    scorer = threading.Thread(target=score)
-    scorer.start()
-    assert in_model.wait(timeout=30)
-    real_delete_prefix = store.delete_prefix
-
-    def then_the_scorer_stores_its_answer(prefix: str) -> int:
-        count = real_delete_prefix(prefix)
-        if prefix.startswith("results/"):
-            objects_deleted.set()
-            scorer.join(timeout=1.0)
-        return count
-
-    monkeypatch.setattr(store, "delete_prefix", then_the_scorer_stores_its_answer)
+    scorer = HeldScorer(endpoint, store, key, prediction_id)
+    monkeypatch.setattr(store, "delete_prefix", scorer.release_after(store.delete_prefix))
     gone = client.request(
         "DELETE", "/v1/auth/me", json={"password": ada["password"]}, headers=ada["headers"]
     )
     assert gone.status_code == 204
-    scorer.join(timeout=30)
-    assert not scorer.is_alive() and endpoint.calls == 1
+    assert scorer.finished() and endpoint.calls == 1
     assert _left_behind(store, prediction_id, owner) == []
-    assert scorer_raised  # it found the row gone
+    assert scorer.raised  # it found the row gone
 
 
 def test_the_form_used_again_with_an_earlier_photo_scores_it_again(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,27 +12,13 @@ from skinscan.commands.invoke import LambdaContext
 from skinscan_common.observability import log_context, logger, logging_to, with_lambda_context
 from skinscan_common.services import batch_scoring
 from tests.support.batch_answers import done_answer
-
-LAMBDA_KEYS = (
-    "cold_start",
-    "function_name",
-    "function_memory_size",
-    "function_arn",
-    "function_request_id",
-    "correlation_id",
+from tests.support.logs import (  # noqa: F401 (forget_invocation_keys: a fixture)
+    LAMBDA_KEYS,
+    forget_invocation_keys,
+    lines,
 )
 
-
-def lines(buffer: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
-
-
-@pytest.fixture(autouse=True)
-def _forget_invocation_keys() -> Iterator[None]:
-    """inject_lambda_context keeps its keys on the shared logger (Lambda overwrites them on
-    each invocation); tests that follow must not inherit them."""
-    yield
-    logger.remove_keys(LAMBDA_KEYS)
+pytestmark = pytest.mark.usefixtures("forget_invocation_keys")
 
 
 def test_log_context_keys_are_on_every_line_of_their_context_only() -> None:
