@@ -119,11 +119,12 @@ def to_rgb(img: Image.Image) -> Image.Image:
         return img
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit grey: its full scale (65535) to 8 bits' (255), whatever the image's own
-        # brightest pixel (scaling by that would brighten every dark photo). Only 32-bit
-        # values past 16 bits are scaled by their maximum.
+        # brightest pixel (scaling by that would brighten every dark photo). 32-bit integers
+        # ("I") have no known scale: values past 8 bits are scaled by their maximum.
         arr = np.asarray(img, dtype=np.float64)
         hi = arr.max() if arr.size else 0.0
-        scale = 255.0 / hi if img.mode == "I" and hi > 65535 else 1 / 257
+        sixteen_bit = img.mode.startswith("I;16")
+        scale = 1 / 257 if sixteen_bit else (255.0 / hi if hi > 255 else 1.0)
         img = Image.fromarray(np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8), mode="L")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")

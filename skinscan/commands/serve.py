@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from skinscan.local_stack import create_app
 
     try:
-        app = create_app(settings, preload_model=settings.preload_model)
+        app = create_app(settings, preload_model=settings.preload_model, housekeeping=True)
         config = uvicorn.Config(
             app,
             host=settings.host,

@@ -482,6 +482,30 @@ def test_tracing_and_log_correlation(template: dict) -> None:
     assert access["integrationRequestId"] == "$context.integration.requestId"
 
 
+def _s3_grants(statements: list[dict]) -> set[tuple[str, str]]:
+    """(action, resource) pairs, the resource as the JSON of its !Sub."""
+    return {
+        (action, json.dumps(stmt["Resource"]))
+        for stmt in statements
+        for action in (stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]])
+        if not isinstance(stmt["Resource"], list)
+    }
+
+
+def test_who_deletes_a_deleted_prediction_s_heatmaps_may_do_so(template: dict) -> None:
+    """on_upload (a photo arriving for a deleted prediction) lists and deletes its results
+    folder; the container deletes the heatmaps it wrote for a prediction deleted meanwhile.
+    Local stores and moto check no IAM: only this test does."""
+    bucket = f'{{"Fn::Sub": "arn:${{AWS::Partition}}:s3:::{BUCKET_NAME_SUB}'
+    on_upload = template["Resources"]["OnUploadFunction"]["Properties"]["Policies"]
+    granted = _s3_grants([s for p in on_upload for s in p.get("Statement", [])])
+    assert ("s3:ListBucket", bucket + '"}') in granted
+    assert ("s3:DeleteObject", bucket + '/results/*"}') in granted
+    role = template["Resources"]["InferenceRole"]["Properties"]["Policies"]
+    granted = _s3_grants([s for p in role for s in p["PolicyDocument"]["Statement"]])
+    assert ("s3:DeleteObject", bucket + '/results/*"}') in granted
+
+
 def test_housekeeping_runs_every_hour_with_what_it_needs(template: dict) -> None:
     props = template["Resources"]["HousekeepingFunction"]["Properties"]
     (event,) = props["Events"].values()

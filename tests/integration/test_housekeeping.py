@@ -124,6 +124,37 @@ def test_uploads_that_never_came_are_deleted(
     assert housekeeping.delete_abandoned_uploads(db, store, settings) == 0  # idempotent
 
 
+def test_a_backlog_of_abandoned_uploads_goes_page_by_page(
+    client: TestClient,
+    register: Any,
+    settings: Settings,
+    session: Session,
+    store: ObjectStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    headers = register()["headers"]
+    long_gone = settings.url_ttl_s + housekeeping.UPLOAD_GRACE_S + 60
+    ids = [_upload(client, headers) for _ in range(6)]
+    for n, prediction_id in enumerate(ids):
+        _age(session, prediction_id, long_gone + n)
+    kept = ids[2]  # its photo came: kept, and not read again on every page
+    store.put(session.get(Prediction, uuid.UUID(kept)).image_key, b"\xff\xd8 a photo", "image/jpeg")
+    monkeypatch.setattr(housekeeping, "UPLOAD_PAGE", 2)
+    commits = []
+    real_scope = housekeeping.session_scope
+
+    def counted_scope(db: Any) -> Any:
+        commits.append(1)
+        return real_scope(db)
+
+    monkeypatch.setattr(housekeeping, "session_scope", counted_scope)
+    db = get_engine(settings.database_url)
+    assert housekeeping.delete_abandoned_uploads(db, store, settings) == 5
+    assert len(commits) == 4  # pages of 2, 2, 2 and an empty one
+    session.expire_all()
+    assert set(map(str, session.scalars(select(Prediction.id)))) == {kept}
+
+
 def test_the_local_stack_does_its_housekeeping_at_start_up(
     client: TestClient, register: Any, settings: Settings, session: Session
 ) -> None:

@@ -205,3 +205,25 @@ def test_serve_warns_when_links_would_name_no_address(host: str, public: str, wa
     assert (warning is not None) == warned
     if warning:
         assert "SKINSCAN_PUBLIC_BASE_URL=http://<this machine's address>:9000" in warning
+
+
+def test_serve_does_the_housekeeping_chores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serve_env: None
+) -> None:
+    """`skinscan serve` is the local stack people run: it does what the hourly housekeeping
+    function does in AWS (README), not only the app factory."""
+    import skinscan.local_stack
+
+    asked: dict[str, object] = {}
+
+    class Stop(Exception):
+        pass
+
+    def create_app(_settings: object, **kwargs: object) -> None:
+        asked.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(skinscan.local_stack, "create_app", create_app)
+    with pytest.raises(Stop):
+        cli.main(["serve", "--port", "0", "--data-dir", str(tmp_path / "d")])
+    assert asked.get("housekeeping") is True

@@ -78,6 +78,15 @@ def test_sixteen_bit_keeps_its_brightness() -> None:
     assert np.abs(arr - same).max() <= 1
 
 
+def test_thirty_two_bit_grey_in_eight_bit_range_stays_as_it_is() -> None:
+    from PIL import Image
+
+    values = np.tile(np.arange(256, dtype=np.int32), (120, 1))[:, :160]
+    tiff = samples.encode(Image.fromarray(values, mode="I"), "TIFF")
+    arr = np.asarray(decode_image(tiff), dtype=int)
+    assert arr.max() == 159 and arr[0, 100].tolist() == [100, 100, 100]
+
+
 def test_a_damaged_exif_block_does_not_refuse_the_photo(engine: Engine) -> None:
     """The pixels are fine: the photo is read (unturned) instead of failing the request, or a
     whole batch chunk with it."""

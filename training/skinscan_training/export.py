@@ -32,6 +32,7 @@ from .gate import fit_gate
 from .metrics import binary_metrics
 from .plots import plot_training_curves
 from .run_data import prepare_data
+from .served import served_p_malignant
 from .validation import predict_logits
 
 #: A triage tool should not miss cancers: the threshold keeps validation sensitivity >= this.
@@ -81,7 +82,8 @@ def finalize_run(
     mal = malignant_mask().numpy()
     p_mal = probs[:, mal].sum(1)
     y_mal = mal[data.labels[va]]
-    # The card's threshold is the one served: rounded down, and every figure measured at it.
+    # A first threshold from the training network's scores; the card's own is chosen below on
+    # the scores of the engine serving the exported model.
     threshold = stored_threshold(threshold_for_sensitivity(p_mal, y_mal, TARGET_SENSITIVITY))
 
     gate = fit_gate(
@@ -95,7 +97,6 @@ def finalize_run(
         AugmentConfig(**cfg.augment),
     )
 
-    at_threshold = binary_metrics(y_mal, p_mal, threshold)
     version = version or f"1.0.0+{cfg.width}x{cfg.height}.{dt.date.today():%Y%m%d}"
     card = ModelCard(
         version=version,
@@ -112,9 +113,6 @@ def finalize_run(
         metrics={
             "validation": {
                 "images": len(va),
-                "auc_malignant": _figure(at_threshold["auc"]),
-                "sensitivity": _figure(at_threshold["sensitivity"]),
-                "specificity": _figure(at_threshold["specificity"]),
                 "ece_top_label_before": round(top_label_ece(probs_raw, data.labels[va]), 4),
                 "ece_top_label_after": round(top_label_ece(probs, data.labels[va]), 4),
                 "ece_malignant_before": round(binary_ece(probs_raw[:, mal].sum(1), y_mal), 4),
@@ -137,7 +135,24 @@ def finalize_run(
     )
     model.float()
     stem = Path(out_stem) if out_stem else run_dir / "export" / "skinscan-resnet50"
-    save_model(model, card, stem, gate.gate)
+    _, card_path = save_model(model, card, stem, gate.gate)
+    # The card's threshold is the one served: chosen on the engine's scores at each precision it
+    # may serve in (the lowest), rounded down, and every validation figure measured at it.
+    served = served_p_malignant(stem, data.images[va], device)
+    threshold = stored_threshold(
+        min(threshold_for_sensitivity(p, y_mal, TARGET_SENSITIVITY) for p in served.values())
+    )
+    at_threshold = binary_metrics(y_mal, served["fp32"], threshold)
+    card.threshold = threshold
+    card.metrics["validation"] = {
+        "images": len(va),
+        "auc_malignant": _figure(at_threshold["auc"]),
+        "sensitivity": _figure(at_threshold["sensitivity"]),
+        "specificity": _figure(at_threshold["specificity"]),
+        **{k: v for k, v in card.metrics["validation"].items() if k.startswith("ece_")},
+        "threshold_chosen_on": f"the served engine's scores ({', '.join(served)})",
+    }
+    card.save(card_path)
     (run_dir / "calibration.json").write_text(json.dumps(card.metrics, indent=2))
     log = run_dir / "log.jsonl"
     if log.is_file():

@@ -32,8 +32,9 @@ COMMON_ERROR_RESPONSES: dict[int, str] = {
         "photo also answers `too_large` or `too_many_pixels` for one too large)."
     ),
     503: (
-        "`database_unavailable` (the database refused or did not answer within 10 s) or "
-        "`service_unavailable` (a service SkinScan uses did not answer); a route that scores "
+        "`database_unavailable` (the database refused or did not answer within 10 s), "
+        "`storage_unavailable` (the object store did not answer) or `service_unavailable` "
+        "(another service SkinScan uses did not answer); a route that scores "
         "photos also answers `model_busy`. Sent with `Retry-After`: try again shortly."
     ),
 }

@@ -184,10 +184,9 @@ def install_error_handlers(app: FastAPI) -> None:
             {"Retry-After": str(RETRY_AFTER_S)},
         )
 
-    @app.exception_handler(Exception)
-    async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error", extra={"error_type": type(exc).__name__})
-        return error_response(500, "internal_error", "internal error")
+    # Any other exception is answered (once logged, 500 internal_error, with its request id) by
+    # api.RequestLogMiddleware: an exception handler here would let Starlette's outer error
+    # middleware log it a second time and re-raise it to the server.
 
 
 # Bodies that carry a photo (a form with one, or the photo itself, as SageMaker clients send it).

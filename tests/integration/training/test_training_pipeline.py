@@ -599,3 +599,36 @@ def test_resume_takes_the_data_from_the_command_line_and_refuses_other_settings(
     assert last["epoch"] == 2 and last["config"]["data"] == str(tiny_ham)
     assert last["config"]["lr"] == TrainConfig(data="", out="").lr  # the run's own
     assert load_model(run / "export" / "skinscan-resnet50").card.version == "moved"
+
+
+def test_the_card_threshold_keeps_the_aim_at_every_precision_the_engine_serves_in(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chosen on the served engine's scores (fp16 weights, folded BatchNorm, the card's rounded
+    temperature), at each precision it may serve in: the lowest threshold, rounded down."""
+    import numpy as np
+
+    from skinscan_training import export, served
+    from skinscan_training.calibration import stored_threshold
+
+    real_served, real_threshold = served.served_p_malignant, export.threshold_for_sensitivity
+    lower: list[np.ndarray] = []
+
+    def served_twice(stem: Path, images: np.ndarray, device: object) -> dict[str, np.ndarray]:
+        fp32 = real_served(stem, images, device)["fp32"]
+        lower.append(fp32 * 0.9)  # as if bf16 scored every image a little lower
+        return {"fp32": fp32, "bf16": lower[0]}
+
+    chosen: list[tuple[np.ndarray, float]] = []
+
+    def recorded(p: np.ndarray, y: np.ndarray, target: float) -> float:
+        chosen.append((np.asarray(p), real_threshold(p, y, target)))
+        return chosen[-1][1]
+
+    monkeypatch.setattr(export, "served_p_malignant", served_twice)
+    monkeypatch.setattr(export, "threshold_for_sensitivity", recorded)
+    card = load_model(finalize_run(trained_run, "prec", tmp_path / "m" / "model")).card
+    on_served = [t for p, t in chosen[1:]]  # the first: the training network's own scores
+    assert len(on_served) == 2 and any(p is lower[0] for p, _ in chosen)
+    assert card.threshold == stored_threshold(min(on_served)) < stored_threshold(max(on_served))
+    assert "bf16" in card.metrics["validation"]["threshold_chosen_on"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from sqlalchemy import Engine, delete, func, or_, select, update
+from sqlalchemy import Engine, delete, func, or_, select, tuple_, update
 
 from skinscan_common.config import Settings
 from skinscan_common.db.engine import session_scope
@@ -44,6 +44,8 @@ SESSION_GRACE_S = 24 * 3600
 #: An upload form's photo may arrive late (S3 events are retried); after this long past the
 #: form's expiry it will not.
 UPLOAD_GRACE_S = 3600
+#: Abandoned uploads looked at (and committed) per round.
+UPLOAD_PAGE = 500
 STALLED_ERROR = "not scored: its chunk was given up after its last try; re-run the job"
 
 
@@ -98,23 +100,33 @@ def purge_login_attempts(db: Engine, settings: Settings) -> int:
 
 def delete_abandoned_uploads(db: Engine, store: ObjectStore, settings: Settings) -> int:
     """Delete predictions still waiting for a photo long after their upload form expired, when
-    the photo is not in the store (one that is there is being scored, or its event is retried)."""
+    the photo is not in the store (one that is there is being scored, or its event is retried).
+
+    A page of :data:`UPLOAD_PAGE` at a time, each committed: a large backlog (forms are open to
+    guests) shrinks run by run instead of timing out and rolling back as a whole.
+    """
     cutoff = utcnow() - timedelta(seconds=settings.url_ttl_s + UPLOAD_GRACE_S)
-    deleted = 0
-    with session_scope(db) as session:
-        waiting = session.scalars(
-            select(Prediction).where(
-                Prediction.status == "pending",
-                Prediction.created_at < cutoff,
-                Prediction.image_key.startswith(UPLOAD_PREFIX),
-            )
-        ).all()
-        for row in waiting:
-            if not is_form_upload_key(row.image_key) or store.exists(row.image_key):
-                continue
-            predictions.delete(session, store, row)
-            deleted += 1
-    return deleted
+    waiting = (
+        Prediction.status == "pending",
+        Prediction.created_at < cutoff,
+        Prediction.image_key.startswith(UPLOAD_PREFIX),
+    )
+    deleted, after = 0, None
+    while True:
+        with session_scope(db) as session:
+            query = select(Prediction).where(*waiting)
+            if after is not None:  # keyset: rows kept (their photo is there) are not read again
+                query = query.where(tuple_(Prediction.created_at, Prediction.id) > after)
+            order = (Prediction.created_at, Prediction.id)
+            page = session.scalars(query.order_by(*order).limit(UPLOAD_PAGE)).all()
+            for row in page:
+                if is_form_upload_key(row.image_key) and not store.exists(row.image_key):
+                    predictions.delete(session, store, row)
+                    deleted += 1
+            if page:
+                after = (page[-1].created_at, page[-1].id)
+        if len(page) < UPLOAD_PAGE:
+            return deleted
 
 
 def finish_stalled_jobs(db: Engine, store: ObjectStore, settings: Settings) -> int:
