@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -168,8 +169,6 @@ def test_the_local_stack_does_its_housekeeping_at_start_up(
         for _ in range(100):  # the first round runs in a thread as the app starts
             if stack.get(f"/v1/predictions/{abandoned}", headers=headers).status_code == 404:
                 break
-            import time
-
             time.sleep(0.05)
         assert stack.get(f"/v1/predictions/{abandoned}", headers=headers).status_code == 404
 
