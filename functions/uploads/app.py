@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from skinscan_common.api import create_function_app, lambda_handler
@@ -21,7 +21,7 @@ from skinscan_common.services import uploads
 router = APIRouter(
     prefix="/v1",
     tags=["uploads"],
-    responses={code: {"model": ErrorBody} for code in (401, 413, 415, 422)},
+    responses={code: {"model": ErrorBody} for code in (401, 413, 415, 422, 429)},
 )
 
 
@@ -61,13 +61,16 @@ class UploadResponse(BaseModel):
 
 @router.post("/uploads", status_code=status.HTTP_201_CREATED, response_model=UploadResponse)
 def create_upload(
+    request: Request,
     user: OptionalUser,
     session: DbSession,
     store: Store,
     settings: SettingsDep,
     body: UploadRequest | None = None,
 ) -> UploadResponse:
-    """A pending prediction and the presigned form that uploads its photo."""
+    """A pending prediction and the presigned form that uploads its photo (forms per network
+    address are limited: 429 past them)."""
+    uploads.check_form_rate(session, settings, request.client.host if request.client else "unknown")
     ticket = uploads.create_upload(
         session,
         store,

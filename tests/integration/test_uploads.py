@@ -175,3 +175,24 @@ def test_guest_capability_token_expires(client: TestClient, session: Any, settin
     session.commit()
     expired = client.get(url, headers=token)
     assert expired.status_code == 404 and expired.json()["error"]["code"] == "not_found"
+
+
+def test_upload_forms_from_one_address_are_limited(settings: Settings, session: Any) -> None:
+    """Each form is a pending prediction: one address (a guest's, say) gets so many an hour,
+    and a refused one leaves no row behind; other addresses are not held up."""
+    from sqlalchemy import func, select
+
+    from skinscan_common.db.models import Prediction
+
+    strict = settings.model_copy(update={"upload_forms_per_client": 2})
+    app = create_app(strict, apply_migrations=False)
+    body = {"content_type": "image/jpeg"}
+    with TestClient(app, client=("203.0.113.9", 4000)) as guest:
+        codes = [guest.post("/v1/uploads", json=body).status_code for _ in range(3)]
+        assert codes == [201, 201, 429]
+        refused = guest.post("/v1/uploads", json=body)
+        assert refused.json()["error"]["code"] == "too_many_requests"
+        assert 0 < int(refused.headers["Retry-After"]) <= 3600
+    assert session.scalar(select(func.count()).select_from(Prediction)) == 2
+    with TestClient(app, client=("198.51.100.4", 4000)) as other:
+        assert other.post("/v1/uploads", json=body).status_code == 201

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # addresses have an account ("email taken"), slow down to this many an hour.
     register_max_per_client: int = Field(default=20, ge=1)
     register_window_s: int = Field(default=3600, ge=1)
+    # Upload forms (each a pending prediction) per client address, signed in or not.
+    upload_forms_per_client: int = Field(default=120, ge=1)
+    upload_forms_window_s: int = Field(default=3600, ge=1)
 
     # Model endpoint.
     endpoint_mode: Literal["local", "sagemaker"] = "local"

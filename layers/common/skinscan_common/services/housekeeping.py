@@ -88,7 +88,10 @@ def purge_ended_sessions(db: Engine) -> int:
 def purge_login_attempts(db: Engine, settings: Settings) -> int:
     """Delete login and sign-up counts that no longer count: window over, no lockout running."""
     now = utcnow()
-    window_s = max(settings.login_window_s, settings.register_window_s)  # one table for both
+    # One table for every count: a row is spent once the longest window is over.
+    window_s = max(
+        settings.login_window_s, settings.register_window_s, settings.upload_forms_window_s
+    )
     with session_scope(db) as session:
         return session.execute(
             delete(LoginAttempt).where(

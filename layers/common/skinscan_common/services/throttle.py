@@ -62,6 +62,19 @@ def begin_registration(session: Session, settings: Settings, client: str) -> int
     )
 
 
+def begin_upload_form(session: Session, settings: Settings, client: str) -> int:
+    """Count one upload form handed to ``client`` (its network address); the seconds to wait
+    if it is refused, else 0. Each form is a pending prediction: a guest could otherwise pile
+    them up faster than housekeeping deletes the ones whose photo never came."""
+    return _count(
+        session,
+        hash_token("upload:" + client),
+        limit=settings.upload_forms_per_client,
+        window_s=settings.upload_forms_window_s,
+        lockout_s=settings.upload_forms_window_s,
+    )
+
+
 def _count(session: Session, key: str, *, limit: int, window_s: int, lockout_s: int) -> int:
     """Count one attempt under ``key``: 0 if it may go on, else the seconds to wait (commits)."""
     now = utcnow()

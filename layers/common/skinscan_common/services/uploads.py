@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from skinscan_common.config import Settings
 from skinscan_common.db.models import Prediction
-from skinscan_common.errors import AppError
+from skinscan_common.errors import AppError, TooManyRequestsError
 from skinscan_common.security.tokens import new_opaque_token
-from skinscan_common.services import predictions
+from skinscan_common.services import predictions, throttle
 from skinscan_common.services.scoring import IMAGE_TYPES
 from skinscan_common.storage import GUEST, ObjectStore, PresignedPost, image_key
 
@@ -45,6 +46,17 @@ def accepted_types(content_type: str | None) -> list[str]:
             status_code=415,
         )
     return [wanted]
+
+
+def check_form_rate(session: Session, settings: Settings, client: str) -> None:
+    """429 (with ``Retry-After``) once ``client`` had ``upload_forms_per_client`` forms in the
+    window; the count is committed at once, whatever happens next."""
+    wait = throttle.begin_upload_form(session, settings, client)
+    if wait:
+        raise TooManyRequestsError(
+            "too many uploads from this network; try again later",
+            headers={"Retry-After": str(wait)},
+        )
 
 
 def create_upload(
