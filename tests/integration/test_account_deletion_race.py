@@ -26,6 +26,18 @@ def _answer() -> dict[str, Any]:
     return {**result(), "heatmap_png": b"\x89PNG heat", "overlay_png": b"\x89PNG over"}
 
 
+def _store_scan(session: Session, store: ObjectStore, user_id: Any) -> None:
+    """A scan of ``user_id`` stored as ``POST /v1/predict`` stores it (not committed)."""
+    scoring.store_prediction(
+        session,
+        store,
+        owner_id=user_id,
+        image=samples.jpeg(),
+        content_type="image/jpeg",
+        answer=_answer(),
+    )
+
+
 def test_a_scan_stored_while_its_account_is_deleted_leaves_nothing(
     settings: Settings, store: ObjectStore
 ) -> None:
@@ -47,14 +59,7 @@ def test_a_scan_stored_while_its_account_is_deleted_leaves_nothing(
     def scan() -> None:
         with new_session() as session:
             try:
-                scoring.store_prediction(
-                    session,
-                    store,
-                    owner_id=user_id,
-                    image=samples.jpeg(),
-                    content_type="image/jpeg",
-                    answer=_answer(),
-                )
+                _store_scan(session, store, user_id)
                 session.commit()
                 outcome.append(None)
             except BaseException as exc:
@@ -82,14 +87,7 @@ def test_a_deletion_waits_for_a_scan_being_stored_and_takes_it_along(
         user_id = user.id
 
     scanning = new_session()
-    scoring.store_prediction(
-        scanning,
-        store,
-        owner_id=user_id,
-        image=samples.jpeg(),
-        content_type="image/jpeg",
-        answer=_answer(),
-    )  # stored, not committed: the row's reference to the user is held
+    _store_scan(scanning, store, user_id)  # not committed: its reference to the user is held
 
     done: list[int] = []
 

@@ -84,6 +84,13 @@ def test_presigned_post_upload(s3_store: S3ObjectStore) -> None:
     assert s3_store.get("guests/p/image.jpg") == b"jpeg"
 
 
+def _on_s3(settings: Settings, bucket: str, endpoint_url: str) -> Settings:
+    """``settings`` with the S3 store: ``bucket`` at ``endpoint_url``."""
+    return settings.model_copy(
+        update={"storage_backend": "s3", "bucket": bucket, "s3_endpoint_url": endpoint_url}
+    )
+
+
 def test_history_with_s3_backend(
     moto_endpoint: str, s3_store: S3ObjectStore, settings: Settings, tmp_path: Path
 ) -> None:
@@ -92,13 +99,7 @@ def test_history_with_s3_backend(
     from skinscan_common.db import get_engine, session_factory
     from skinscan_common.services import predictions
 
-    s3_settings = settings.model_copy(
-        update={
-            "storage_backend": "s3",
-            "bucket": s3_store.bucket,
-            "s3_endpoint_url": moto_endpoint,
-        }
-    )
+    s3_settings = _on_s3(settings, s3_store.bucket, moto_endpoint)
     store = build_object_store(s3_settings)
     with TestClient(create_app(s3_settings, apply_migrations=False)) as client:
         password = "correct horse battery"
@@ -156,13 +157,7 @@ def test_upload_form_on_s3_says_the_one_type_it_takes(
     """``POST /v1/uploads`` with no type asked for: the S3 form takes JPEG, and says so."""
     from skinscan.local_stack import create_app
 
-    s3_settings = settings.model_copy(
-        update={
-            "storage_backend": "s3",
-            "bucket": s3_store.bucket,
-            "s3_endpoint_url": moto_endpoint,
-        }
-    )
+    s3_settings = _on_s3(settings, s3_store.bucket, moto_endpoint)
     with TestClient(create_app(s3_settings, apply_migrations=False)) as client:
         answer = client.post("/v1/uploads")
         assert answer.status_code == 201, answer.text
@@ -189,13 +184,7 @@ def storage_down(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
     # One refused connection per call, not botocore's default retries with their back-off.
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    down = settings.model_copy(
-        update={
-            "storage_backend": "s3",
-            "bucket": "skinscan-down",
-            "s3_endpoint_url": CLOSED_PORT_URL,
-        }
-    )
+    down = _on_s3(settings, "skinscan-down", CLOSED_PORT_URL)
     app = create_app(down, apply_migrations=False)
     app.dependency_overrides[endpoint_client] = _CannedEndpoint
     # What the client sees, as in service: a 500 too, not the exception raised into the test.

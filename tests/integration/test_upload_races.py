@@ -210,6 +210,22 @@ class HeldScorer:
         return not self.thread.is_alive()
 
 
+def _held_upload(
+    client: TestClient,
+    headers: dict[str, str],
+    store: ObjectStore,
+    endpoint: StandInEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[uuid.UUID, HeldScorer]:
+    """A photo uploaded and being scored, held in the model until a deletion has deleted a
+    results folder."""
+    prediction_id, key = _form(client, headers)
+    _send(store, key, PHOTO_A)
+    scorer = HeldScorer(endpoint, store, key, prediction_id)
+    monkeypatch.setattr(store, "delete_prefix", scorer.release_after(store.delete_prefix))
+    return prediction_id, scorer
+
+
 def test_a_scorer_completing_the_row_during_its_deletion_leaves_no_heatmaps(
     client: TestClient,
     register: Any,
@@ -223,10 +239,7 @@ def test_a_scorer_completing_the_row_during_its_deletion_leaves_no_heatmaps(
     survive, whichever of the two writes the row first."""
     ada = register()
     owner = uuid.UUID(ada["user"]["id"])
-    prediction_id, key = _form(client, ada["headers"])
-    _send(store, key, PHOTO_A)
-    scorer = HeldScorer(endpoint, store, key, prediction_id)
-    monkeypatch.setattr(store, "delete_prefix", scorer.release_after(store.delete_prefix))
+    prediction_id, scorer = _held_upload(client, ada["headers"], store, endpoint, monkeypatch)
     deleted = client.delete(f"/v1/predictions/{prediction_id}", headers=ada["headers"])
     assert deleted.status_code == 204
     assert scorer.finished() and endpoint.calls == 1
@@ -246,10 +259,7 @@ def test_a_scan_scored_while_its_account_is_deleted_leaves_no_heatmaps(
     stores its answer after the account's folders were emptied finds its row gone and cleans up."""
     ada = register()
     owner = uuid.UUID(ada["user"]["id"])
-    prediction_id, key = _form(client, ada["headers"])
-    _send(store, key, PHOTO_A)
-    scorer = HeldScorer(endpoint, store, key, prediction_id)
-    monkeypatch.setattr(store, "delete_prefix", scorer.release_after(store.delete_prefix))
+    prediction_id, scorer = _held_upload(client, ada["headers"], store, endpoint, monkeypatch)
     gone = client.request(
         "DELETE", "/v1/auth/me", json={"password": ada["password"]}, headers=ada["headers"]
     )

@@ -31,13 +31,14 @@ def served_p_malignant(
 ) -> dict[str, np.ndarray]:
     """``p_malignant`` of ``images`` (N x H x W x 3 uint8 at the model's input size) by the
     engine serving the model at ``stem``, per precision of :func:`serving_precisions`."""
+    engine = Engine.from_path(stem, EngineConfig(device=str(device), precision="fp32"))
     scores = {}
     for precision in serving_precisions(device):
-        engine = Engine.from_path(stem, EngineConfig(device=str(device), precision=precision))
         parts = []
         with torch.inference_mode():
             for start in range(0, len(images), BATCH):
-                _, _, logits = engine.forward(to_batch(list(images[start : start + BATCH])))
+                batch = to_batch(list(images[start : start + BATCH]))
+                _, _, logits = engine.forward(batch, bf16=precision == "bf16")
                 probs = F.softmax(logits / engine.temperature, dim=1)
                 parts.append(probs[:, engine.malignant].sum(dim=1).float().cpu().numpy())
         scores[precision] = np.concatenate(parts).astype(np.float64)

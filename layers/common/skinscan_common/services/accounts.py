@@ -102,7 +102,7 @@ def register(
     ``register_max_per_client`` an hour). None (a command, a test) counts nothing.
     """
     if client is not None:
-        wait = throttle.begin_registration(session, settings, client)  # counted (committed)
+        wait = throttle.begin(session, settings, "register", client)  # counted (committed)
         if wait:
             raise TooManyRequestsError(
                 "too many sign-ups from this network; try again later",

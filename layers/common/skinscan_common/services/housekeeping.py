@@ -34,7 +34,7 @@ from skinscan_common.db.models import (
     utcnow,
 )
 from skinscan_common.observability import logger
-from skinscan_common.services import batch, predictions
+from skinscan_common.services import batch, predictions, throttle
 from skinscan_common.services.uploads import UPLOAD_PREFIX, is_form_upload_key
 from skinscan_common.storage import ObjectStore
 
@@ -89,9 +89,7 @@ def purge_login_attempts(db: Engine, settings: Settings) -> int:
     """Delete login and sign-up counts that no longer count: window over, no lockout running."""
     now = utcnow()
     # One table for every count: a row is spent once the longest window is over.
-    window_s = max(
-        settings.login_window_s, settings.register_window_s, settings.upload_forms_window_s
-    )
+    window_s = max(limit.window_s for limit in throttle.limits(settings).values())
     with session_scope(db) as session:
         return session.execute(
             delete(LoginAttempt).where(

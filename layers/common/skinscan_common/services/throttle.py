@@ -11,6 +11,7 @@ other's counts and slip past the lockout.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import and_, case, literal, or_, update
@@ -26,56 +27,55 @@ from skinscan_common.security.tokens import hash_token
 _INSERTS = {"postgresql": pg_insert, "sqlite": sqlite_insert}
 
 
-def _key(email: str) -> str:
-    return hash_token("login:" + email)
+@dataclass(frozen=True)
+class Limit:
+    """How many attempts a window allows, and how long the lockout past them lasts."""
+
+    attempts: int
+    window_s: int
+    lockout_s: int
 
 
-def _registration_key(client: str) -> str:
-    return hash_token("register:" + client)
+def limits(settings: Settings) -> dict[str, Limit]:
+    """Every count kept in ``login_attempts``, by kind (the prefix of its hashed key):
+    logins per email; sign-ups and upload forms per client network address."""
+    return {
+        "login": Limit(
+            settings.login_max_failures, settings.login_window_s, settings.login_lockout_s
+        ),
+        "register": Limit(
+            settings.register_max_per_client, settings.register_window_s, settings.register_window_s
+        ),
+        "upload": Limit(
+            settings.upload_forms_per_client,
+            settings.upload_forms_window_s,
+            settings.upload_forms_window_s,
+        ),
+    }
+
+
+def _key(kind: str, subject: str) -> str:
+    return hash_token(f"{kind}:{subject}")
+
+
+def begin(session: Session, settings: Settings, kind: str, subject: str) -> int:
+    """Count one attempt of ``kind`` for ``subject``; the seconds to wait if it is refused,
+    else 0. Commits the session: the count must stand whatever the attempt's outcome.
+
+    ``register`` and ``upload`` count every attempt, a success too: that slows down mass
+    sign-ups, finding out who has an account from "email taken", and piling up pending
+    predictions faster than housekeeping deletes those whose photo never came.
+    """
+    return _count(session, _key(kind, subject), limits(settings)[kind])
 
 
 def begin_attempt(session: Session, settings: Settings, email: str) -> int:
-    """Count one login attempt for ``email``; the seconds to wait if it is refused, else 0.
-
-    Commits the session: the count must stand whatever the attempt's outcome. The attempt that
-    reaches ``login_max_failures`` is still checked and sets the lockout; later ones are refused.
-    """
-    return _count(
-        session,
-        _key(email),
-        limit=settings.login_max_failures,
-        window_s=settings.login_window_s,
-        lockout_s=settings.login_lockout_s,
-    )
+    """Count one login attempt for ``email`` (:func:`begin`). The attempt that reaches
+    ``login_max_failures`` is still checked and sets the lockout; later ones are refused."""
+    return begin(session, settings, "login", email)
 
 
-def begin_registration(session: Session, settings: Settings, client: str) -> int:
-    """Count one account creation from ``client`` (its network address); the seconds to wait
-    if it is refused, else 0. Every attempt counts, a success too: this slows down both mass
-    sign-ups and using "this email is taken" to find out who has an account."""
-    return _count(
-        session,
-        _registration_key(client),
-        limit=settings.register_max_per_client,
-        window_s=settings.register_window_s,
-        lockout_s=settings.register_window_s,
-    )
-
-
-def begin_upload_form(session: Session, settings: Settings, client: str) -> int:
-    """Count one upload form handed to ``client`` (its network address); the seconds to wait
-    if it is refused, else 0. Each form is a pending prediction: a guest could otherwise pile
-    them up faster than housekeeping deletes the ones whose photo never came."""
-    return _count(
-        session,
-        hash_token("upload:" + client),
-        limit=settings.upload_forms_per_client,
-        window_s=settings.upload_forms_window_s,
-        lockout_s=settings.upload_forms_window_s,
-    )
-
-
-def _count(session: Session, key: str, *, limit: int, window_s: int, lockout_s: int) -> int:
+def _count(session: Session, key: str, limit: Limit) -> int:
     """Count one attempt under ``key``: 0 if it may go on, else the seconds to wait (commits)."""
     now = utcnow()
     insert = _INSERTS[session.get_bind().dialect.name]
@@ -86,13 +86,13 @@ def _count(session: Session, key: str, *, limit: int, window_s: int, lockout_s: 
     )
     # A window that ran out, or a lockout that ended, starts the count again.
     fresh = or_(
-        LoginAttempt.window_started_at < now - timedelta(seconds=window_s),
+        LoginAttempt.window_started_at < now - timedelta(seconds=limit.window_s),
         and_(LoginAttempt.locked_until.is_not(None), LoginAttempt.locked_until <= now),
     )
     count = case((fresh, 1), else_=LoginAttempt.failures + 1)
     # Typed like the columns, so SQLite stores them in the columns' own (naive UTC) form.
     started, lock_end = (
-        literal(value, UTCDateTime()) for value in (now, now + timedelta(seconds=lockout_s))
+        literal(value, UTCDateTime()) for value in (now, now + timedelta(seconds=limit.lockout_s))
     )
     counted = session.execute(
         update(LoginAttempt)
@@ -103,7 +103,7 @@ def _count(session: Session, key: str, *, limit: int, window_s: int, lockout_s: 
         .values(
             failures=count,
             window_started_at=case((fresh, started), else_=LoginAttempt.window_started_at),
-            locked_until=case((count >= limit, lock_end), else_=None),
+            locked_until=case((count >= limit.attempts, lock_end), else_=None),
         )
         .returning(LoginAttempt.key_hash)
         .execution_options(synchronize_session=False)
@@ -120,7 +120,7 @@ def _count(session: Session, key: str, *, limit: int, window_s: int, lockout_s: 
 
 def clear(session: Session, email: str) -> None:
     """Forget the attempts after a successful login."""
-    row = session.get(LoginAttempt, _key(email))
+    row = session.get(LoginAttempt, _key("login", email))
     if row is not None:
         session.delete(row)
         session.flush()

@@ -51,7 +51,7 @@ def accepted_types(content_type: str | None) -> list[str]:
 def check_form_rate(session: Session, settings: Settings, client: str) -> None:
     """429 (with ``Retry-After``) once ``client`` had ``upload_forms_per_client`` forms in the
     window; the count is committed at once, whatever happens next."""
-    wait = throttle.begin_upload_form(session, settings, client)
+    wait = throttle.begin(session, settings, "upload", client)
     if wait:
         raise TooManyRequestsError(
             "too many uploads from this network; try again later",
